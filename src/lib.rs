@@ -1,0 +1,6 @@
+//! gpushare: measure ML workloads sharing one NVIDIA GPU.
+//!
+//! Modules in reading order: a scenario file becomes a plan, the runner executes it with
+//! a sharing mode and an isolation backend, workers run workloads and stream samples,
+//! metrics turn samples into figures, and reports render the results. ARCHITECTURE.md
+//! has the map.
