@@ -1,0 +1,137 @@
+//! Sharing modes: how tenants share the GPU, what each needs set up, the environment each
+//! tenant's worker gets, and the guard that undoes the set-up.
+//!
+//! One file per mode. A mode is entered once per run and its guard is always undone: on
+//! success, on error, and (through `Drop`) on panic or interruption. This module never
+//! changes GPU settings (compute mode, MIG layout, clocks); users do that with the
+//! `gpu-configs/` scripts on their own hosts.
+
+mod error;
+mod plain;
+
+pub use error::SharingError;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A sharing mode with its parameters, after sweep expansion: one point of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum ModeSetting {
+    /// Each tenant alone, one after another: the isolated baseline.
+    Exclusive,
+    /// All tenants at once as separate processes, under the driver's default scheduling.
+    TimeSlicing,
+    /// NVIDIA Multi-Process Service.
+    Mps(MpsSetting),
+    /// Tenants on existing MIG instances.
+    Mig(MigSetting),
+}
+
+/// MPS parameters applied to every tenant unless a tenant overrides them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MpsSetting {
+    /// Share of the GPU's SMs each client may use, in percent (1-100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_thread_percentage: Option<u32>,
+    /// Device memory each client may pin, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_memory_limit_mib: Option<u64>,
+}
+
+/// MIG placement: the GPU instance profile tenants run on (for example `3g.71gb`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigSetting {
+    pub profile: String,
+}
+
+/// A tenant's own sharing parameters, overriding the mode's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TenantSharing {
+    /// MPS active-thread percentage for this tenant, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mps_active_thread_percentage: Option<u32>,
+    /// MPS pinned device-memory limit for this tenant, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mps_pinned_memory_limit_mib: Option<u64>,
+    /// MIG profile for this tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mig_profile: Option<String>,
+}
+
+impl ModeSetting {
+    /// The mode's name as written in scenario files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModeSetting::Exclusive => "exclusive",
+            ModeSetting::TimeSlicing => "time-slicing",
+            ModeSetting::Mps(_) => "mps",
+            ModeSetting::Mig(_) => "mig",
+        }
+    }
+
+    /// Whether tenants run at the same time under this mode.
+    pub fn concurrent(&self) -> bool {
+        !matches!(self, ModeSetting::Exclusive)
+    }
+}
+
+/// A short label with the parameters, used in run ids and reports: `mps(atp=50)`.
+impl fmt::Display for ModeSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModeSetting::Mps(mps) => {
+                let mut parts = Vec::new();
+                if let Some(p) = mps.active_thread_percentage {
+                    parts.push(format!("atp={p}"));
+                }
+                if let Some(m) = mps.pinned_memory_limit_mib {
+                    parts.push(format!("mem={m}MiB"));
+                }
+                if parts.is_empty() {
+                    write!(f, "mps")
+                } else {
+                    write!(f, "mps({})", parts.join(","))
+                }
+            }
+            ModeSetting::Mig(mig) => write!(f, "mig({})", mig.profile),
+            other => write!(f, "{}", other.name()),
+        }
+    }
+}
+
+/// What a mode found and did, recorded with each run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModeRecord {
+    /// Facts worth keeping with the results (compute mode found, daemon directories).
+    pub notes: Vec<String>,
+}
+
+/// A mode that has been entered. Undo it with [`ModeGuard::exit`]; dropping the guard
+/// undoes it too, best effort, for the error and panic paths.
+pub trait ModeGuard: Send {
+    /// Environment variables for one tenant's worker.
+    fn tenant_env(&self, tenant: &TenantSharing) -> Result<Vec<(String, String)>, SharingError>;
+
+    /// What the mode found and did.
+    fn record(&self) -> ModeRecord;
+
+    /// Extra context to attach when a tenant fails, such as a daemon's log tail.
+    fn failure_context(&self) -> Option<String> {
+        None
+    }
+
+    /// Undoes the set-up and reports whether that worked.
+    fn exit(self: Box<Self>) -> Result<(), SharingError>;
+}
+
+/// Sets a mode up for one run.
+pub fn enter(setting: &ModeSetting) -> Result<Box<dyn ModeGuard>, SharingError> {
+    match setting {
+        ModeSetting::Exclusive | ModeSetting::TimeSlicing => Ok(Box::new(plain::PlainGuard)),
+        ModeSetting::Mps(_) | ModeSetting::Mig(_) => Err(SharingError::NotBuilt {
+            mode: setting.name(),
+        }),
+    }
+}

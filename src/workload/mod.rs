@@ -1,0 +1,43 @@
+//! What a worker runs: the workload seam and the registry of workload families.
+//!
+//! A workload builds itself from validated parameters, does its set-up and warm-up in
+//! [`Workload::prepare`] (before the worker reports Ready), then runs one step at a time.
+//! It knows nothing about other tenants, sharing modes or how its samples travel.
+
+mod cpu_synthetic;
+mod error;
+mod params;
+mod registry;
+
+pub use cpu_synthetic::CpuSynthetic;
+pub use error::WorkloadError;
+pub use params::{ParamInfo, ParamKind, ParamValue, Params};
+pub use registry::{build, find, registry, Availability, Device, WorkloadInfo};
+
+use std::time::Duration;
+
+/// What one step of a workload did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// Items completed by this step, in the workload's item unit (images, sequences, ...).
+    pub items: u64,
+    /// A latency the workload measured itself, when its figure of merit is not the step
+    /// time (for example a probe's launch-to-completion time), in seconds.
+    pub latency_s: Option<f64>,
+}
+
+/// A workload instance owned by one worker process.
+pub trait Workload: Send {
+    /// Set-up and warm-up: allocations, compilation, autotuning. Runs before Ready, so
+    /// nothing here is measured. `warmup` is the scenario's warm-up time.
+    fn prepare(&mut self, warmup: Duration) -> Result<(), WorkloadError>;
+
+    /// Runs one step and returns only once its work is complete (a GPU workload
+    /// synchronizes), so the step's wall time is real.
+    fn step(&mut self) -> Result<Step, WorkloadError>;
+
+    /// Peak device memory this workload used, in bytes, where it can tell.
+    fn memory_peak_bytes(&self) -> Option<u64> {
+        None
+    }
+}
