@@ -4,5 +4,14 @@
 //! a sharing mode and an isolation backend, workers run workloads and stream samples,
 //! metrics turn samples into figures, and reports render the results. ARCHITECTURE.md
 //! has the map.
-pub mod workload;
+pub mod cli;
+pub mod doctor;
+pub mod environment;
+pub mod isolation;
+pub mod metrics;
+pub mod report;
+pub mod runner;
+pub mod scenario;
 pub mod sharing;
+pub mod worker;
+pub mod workload;

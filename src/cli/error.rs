@@ -1,0 +1,27 @@
+use thiserror::Error;
+
+use super::exit;
+
+/// Errors a command reports; each maps to a documented exit code.
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::ScenarioError),
+    #[error(transparent)]
+    Runner(#[from] crate::runner::RunnerError),
+    #[error(transparent)]
+    Store(#[from] crate::report::store::StoreError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Scenario(_) | CliError::Usage(_) => exit::USAGE,
+            CliError::Runner(_) | CliError::Store(_) | CliError::Runtime(_) => exit::ERROR,
+        }
+    }
+}

@@ -1,0 +1,74 @@
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::CliError;
+use crate::scenario;
+use crate::workload::{self, Availability, Device};
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Also list each workload's parameters with defaults.
+    #[arg(long, short)]
+    pub params: bool,
+}
+
+pub fn run(args: ListArgs) -> Result<ExitCode, CliError> {
+    println!("Workloads (tenants' `workload = ...`):");
+    for w in workload::registry() {
+        let device = match w.device {
+            Device::Cpu => "CPU",
+            Device::Gpu => "GPU",
+        };
+        let availability = match w.availability {
+            Availability::Available => String::new(),
+            Availability::Unavailable(reason) => format!(" [unavailable: {reason}]"),
+        };
+        println!(
+            "  {:<24} {device}, counts {:<10} {}{availability}",
+            w.name, w.item, w.summary
+        );
+        if args.params {
+            for p in w.params {
+                println!("      {:<20} = {:<8} {}", p.name, p.default, p.doc);
+            }
+        }
+    }
+    println!("\nSharing modes (`[[modes]] mode = ...`):");
+    for (name, doc) in [
+        (
+            "exclusive",
+            "each tenant alone, one after another: the baseline for NP (always measured)",
+        ),
+        (
+            "time-slicing",
+            "all tenants at once as processes, the driver's default scheduling",
+        ),
+        (
+            "mps",
+            "NVIDIA Multi-Process Service; active_thread_percentage, pinned_memory_limit_mib",
+        ),
+        ("mig", "tenants on existing MIG instances; profile"),
+    ] {
+        println!("  {name:<14} {doc}");
+    }
+    println!(
+        "\nShipped scenarios (`gpushare run <name>`; files in {}/):",
+        scenario::SHIPPED_DIR
+    );
+    for (name, text) in scenario::SHIPPED {
+        let description = scenario::parse(std::path::Path::new(name), text)
+            .map(|s| s.description)
+            .unwrap_or_else(|e| format!("(invalid: {e})"));
+        let default = if *name == scenario::DEFAULT_SCENARIO.0 {
+            " (default)"
+        } else {
+            ""
+        };
+        println!("  {name:<24} {description}{default}");
+    }
+    if !args.params {
+        println!("\n`gpushare list --params` shows each workload's parameters.");
+    }
+    Ok(ExitCode::SUCCESS)
+}

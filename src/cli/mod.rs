@@ -1,0 +1,81 @@
+//! The command line: argument definitions (clap derive) and one handler per subcommand.
+//! Handlers print results on stdout and progress on stderr, and return the exit code.
+
+mod doctor;
+mod error;
+mod list;
+mod report;
+mod run;
+mod validate;
+
+pub use error::CliError;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, documented in `gpushare --help`.
+pub mod exit {
+    /// Everything worked and every run was VALID.
+    pub const OK: u8 = 0;
+    /// gpushare itself failed (I/O, a worker could not be started, ...).
+    pub const ERROR: u8 = 1;
+    /// Bad command line or invalid scenario: nothing ran.
+    pub const USAGE: u8 = 2;
+    /// The study ran, but at least one run was INVALID or FAILED.
+    pub const INVALID_RUN: u8 = 3;
+    /// SIGINT or SIGTERM: stopped early, partial results written.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success and every run VALID; 1 gpushare failed; 2 bad command line or invalid
+scenario (nothing ran); 3 a run was INVALID or FAILED; 130 interrupted (partial results written).
+
+Start with `gpushare doctor`, then `gpushare run` (the default scenario) or
+`gpushare run scenarios/<file>.toml`. `gpushare list` shows workloads, modes and scenarios.";
+
+/// Measure ML workloads sharing one NVIDIA GPU under time-slicing, MPS and MIG.
+#[derive(Debug, Parser)]
+#[command(name = "gpushare", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check scenario files; each problem is reported as file:line:column.
+    Validate(validate::ValidateArgs),
+    /// List workloads (with their parameters), sharing modes and shipped scenarios.
+    List(list::ListArgs),
+    /// Run a scenario's sweep and write results/<study>/run.json.
+    Run(run::RunArgs),
+    /// Render a study's report from its run.json, without re-running anything.
+    Report(report::ReportArgs),
+    /// Show what this host has: CPU, NVIDIA driver and GPUs.
+    Doctor(doctor::DoctorArgs),
+    /// Internal: run one tenant, speaking the worker protocol on stdin/stdout.
+    ///
+    /// Exit status: 0 done, 2 the workload failed, 3 protocol error, 4 the runner went away.
+    #[command(hide = true)]
+    Worker,
+}
+
+/// Runs the parsed command and returns the process exit code.
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::List(args) => list::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Worker => match crate::worker::run() {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(err) => {
+                eprintln!("gpushare worker: {err}");
+                Ok(ExitCode::from(err.exit_code()))
+            }
+        },
+    }
+}

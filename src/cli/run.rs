@@ -1,0 +1,151 @@
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{exit, CliError};
+use crate::isolation::ProcessIsolation;
+use crate::report::{self, store, Format};
+use crate::runner::{self, Progress, StudyInput};
+use crate::scenario::{self, Plan};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A scenario file, or the name of a shipped scenario (see `gpushare list`).
+    /// Without it, the shipped default for this host runs.
+    pub scenario: Option<PathBuf>,
+    /// Write the study into exactly this directory [default: results/<timestamp>-<scenario>].
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Replace the study already in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Override every run's measured window: `30s`, `500ms`, `2m`, or seconds.
+    #[arg(long, short, value_parser = parse_duration)]
+    pub duration: Option<f64>,
+    /// Override the scenario's number of repetitions.
+    #[arg(long, short, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repetitions: Option<u32>,
+    /// Print the expanded plan and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How to print the report at the end (run.json is always written).
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// How often workers send their samples, in milliseconds.
+    #[arg(long, default_value_t = 100, hide = true)]
+    pub flush_interval_ms: u64,
+}
+
+/// Seconds from `30s`, `500ms`, `2m` (humantime) or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<f64, String> {
+    let seconds = match text.trim().parse::<f64>() {
+        Ok(s) => s,
+        Err(_) => humantime::parse_duration(text.trim())
+            .map_err(|e| format!("{e}; write e.g. 30s, 500ms, 2m or a number of seconds"))?
+            .as_secs_f64(),
+    };
+    if seconds.is_finite() && seconds > 0.0 {
+        Ok(seconds)
+    } else {
+        Err(format!("must be a positive duration, got {text}"))
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
+    let scenario_arg = match &args.scenario {
+        Some(path) => path.clone(),
+        None => {
+            let (name, why) = scenario::DEFAULT_SCENARIO;
+            eprintln!("no scenario given: running the shipped `{name}` ({why})");
+            PathBuf::from(name)
+        }
+    };
+    let (mut scenario, source, path) = scenario::resolve(&scenario_arg)?;
+    if let Some(duration_s) = args.duration {
+        scenario::override_duration(&mut scenario, duration_s)?;
+    }
+    if let Some(n) = args.repetitions {
+        scenario.run.repetitions = n;
+    }
+    let plan = Plan::expand(&scenario);
+    if args.dry_run {
+        print!("{}", plan.describe(&scenario));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let out_dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None => default_out_dir(&scenario.name),
+    };
+    if out_dir.join(store::RUN_FILE).exists() && !args.force {
+        return Err(CliError::Usage(format!(
+            "{} already holds a study: choose another --out, or add --force to replace it",
+            out_dir.display()
+        )));
+    }
+    let isolation = ProcessIsolation::new(None).map_err(runner::RunnerError::from)?;
+    let progress = Progress::new(plan.runs.len());
+    eprintln!(
+        "running `{}` from {}: {} run(s), writing {}",
+        scenario.name,
+        path.display(),
+        plan.runs.len(),
+        out_dir.join(store::RUN_FILE).display()
+    );
+    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
+    let study = runtime.block_on(runner::run_study(
+        StudyInput {
+            scenario: &scenario,
+            scenario_source: &source,
+            scenario_path: &path,
+            plan: &plan,
+            isolation: &isolation,
+            out_dir: out_dir.clone(),
+            flush_interval_ms: args.flush_interval_ms,
+        },
+        &progress,
+    ))?;
+    print!("{}", report::render(&study, args.format));
+    eprintln!(
+        "results: {} (re-render with `gpushare report {}`)",
+        out_dir.join(store::RUN_FILE).display(),
+        out_dir.display()
+    );
+    let all_valid = study
+        .analysis
+        .as_ref()
+        .is_some_and(|a| a.runs.iter().all(|r| r.verdict.valid));
+    Ok(ExitCode::from(if study.interrupted {
+        exit::INTERRUPTED
+    } else if !all_valid || study.runs.len() < plan.runs.len() {
+        exit::INVALID_RUN
+    } else {
+        exit::OK
+    }))
+}
+
+fn default_out_dir(scenario: &str) -> PathBuf {
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]-[hour][minute][second]"
+        ))
+        .unwrap_or_else(|_| "study".to_string());
+    Path::new("results").join(format!("{stamp}-{scenario}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_take_units_or_seconds() {
+        assert_eq!(parse_duration("30s"), Ok(30.0));
+        assert_eq!(parse_duration("500ms"), Ok(0.5));
+        assert_eq!(parse_duration("2m"), Ok(120.0));
+        assert_eq!(parse_duration("1.5"), Ok(1.5));
+        assert!(parse_duration("0").unwrap_err().contains("positive"));
+        assert!(parse_duration("soon")
+            .unwrap_err()
+            .contains("write e.g. 30s"));
+    }
+}

@@ -1,0 +1,19 @@
+//! Metrics: pure functions from recorded samples to figures of merit, statistics across
+//! repetitions and validity verdicts.
+//!
+//! **Invariant:** no I/O here. Everything is computed from the results schema, so any
+//! report can be recomputed from `run.json` alone.
+
+mod analysis;
+pub mod latency;
+pub mod sharing;
+pub mod stats;
+pub mod throughput;
+pub mod validity;
+
+pub use analysis::{analyze, Analysis, GroupAnalysis, RunAnalysis, TenantGroup};
+pub use latency::LatencySummary;
+pub use sharing::SharingFigures;
+pub use stats::Estimate;
+pub use throughput::{SloFigures, TenantFigures};
+pub use validity::{FailedCheck, Verdict};

@@ -1,0 +1,210 @@
+//! Per-tenant figures from one run's samples: throughput, its stability over the window,
+//! step and latency distributions, SLO attainment.
+
+use serde::{Deserialize, Serialize};
+
+use super::latency::{self, LatencySummary};
+use crate::report::schema::TenantRecord;
+use crate::scenario::Slo;
+use crate::workload::Device;
+
+/// Sub-windows the measured window is cut into to judge throughput stability.
+pub const N_SUBWINDOWS: usize = 10;
+
+/// One tenant's figures in one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantFigures {
+    pub name: String,
+    pub workload: String,
+    pub device: Device,
+    /// The unit of `throughput_items_per_s`.
+    pub item: String,
+    /// Items completed in the window over the window's length, in items per second.
+    pub throughput_items_per_s: f64,
+    /// Steps completed in the window.
+    pub steps: u64,
+    /// The measured window, in seconds.
+    pub window_s: f64,
+    /// From Go to the end of the last completed step, in seconds.
+    pub measured_span_s: f64,
+    /// Coefficient of variation of throughput over equal sub-windows (unitless).
+    pub windowed_cv: f64,
+    /// Step wall-time distribution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<LatencySummary>,
+    /// Self-measured latency distribution, for workloads that report one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloFigures>,
+    /// Normalized progress against the exclusive baseline (unitless).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub np: Option<f64>,
+    /// Peak device memory, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_peak_bytes: Option<u64>,
+}
+
+/// How a tenant fared against its latency objective.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SloFigures {
+    /// The percentile judged, in percent.
+    pub percentile: f64,
+    /// The target, in milliseconds.
+    pub target_ms: f64,
+    /// The measured value at that percentile, in milliseconds.
+    pub observed_ms: f64,
+    /// Share of samples at or under the target, from 0 to 1.
+    pub attainment: f64,
+    /// Whether the observed percentile is within the target.
+    pub met: bool,
+    /// Whether there were enough samples to state the percentile.
+    pub supported: bool,
+}
+
+impl TenantFigures {
+    /// Computes a tenant's figures from its record.
+    pub fn of(record: &TenantRecord, slo: Option<&Slo>) -> TenantFigures {
+        let samples = &record.samples;
+        let measured_span_s = samples.end_s.iter().copied().fold(0.0, f64::max);
+        let window_s = record
+            .summary
+            .as_ref()
+            .map_or(measured_span_s, |s| s.window_s);
+        let in_window = |end: f64| end <= window_s;
+        let items: u64 = samples
+            .end_s
+            .iter()
+            .zip(&samples.items)
+            .filter(|(end, _)| in_window(**end))
+            .map(|(_, n)| n)
+            .sum();
+        let steps = samples.end_s.iter().filter(|e| in_window(**e)).count() as u64;
+        let throughput_items_per_s = if window_s > 0.0 {
+            items as f64 / window_s
+        } else {
+            0.0
+        };
+        let judged = if samples.latency_s.is_empty() {
+            &samples.step_s
+        } else {
+            &samples.latency_s
+        };
+        let slo = slo.map(|slo| {
+            let observed_ms = latency::percentile_ms(judged, slo.percentile);
+            SloFigures {
+                percentile: slo.percentile,
+                target_ms: slo.target_ms,
+                observed_ms,
+                attainment: latency::attainment(judged, slo.target_ms),
+                met: !judged.is_empty() && observed_ms <= slo.target_ms,
+                supported: judged.len() as u64
+                    >= latency::min_samples_for_percentile(slo.percentile),
+            }
+        });
+        TenantFigures {
+            name: record.name.clone(),
+            workload: record.workload.clone(),
+            device: record.device,
+            item: record.item.clone(),
+            throughput_items_per_s,
+            steps,
+            window_s,
+            measured_span_s,
+            windowed_cv: windowed_cv(&samples.end_s, &samples.items, window_s),
+            step: LatencySummary::of(&samples.step_s),
+            latency: LatencySummary::of(&samples.latency_s),
+            slo,
+            np: None,
+            memory_peak_bytes: record.summary.as_ref().and_then(|s| s.memory_peak_bytes),
+        }
+    }
+}
+
+/// Coefficient of variation of items completed per sub-window, over [`N_SUBWINDOWS`]
+/// equal sub-windows of the window. High values mean throughput changed during the
+/// window (a co-tenant starting late, throttling, or too few steps to judge).
+pub fn windowed_cv(end_s: &[f64], items: &[u64], window_s: f64) -> f64 {
+    if window_s <= 0.0 {
+        return 0.0;
+    }
+    let mut counts = [0.0f64; N_SUBWINDOWS];
+    for (end, n) in end_s.iter().zip(items) {
+        if *end <= window_s {
+            let idx = ((end / window_s) * N_SUBWINDOWS as f64) as usize;
+            counts[idx.min(N_SUBWINDOWS - 1)] += *n as f64;
+        }
+    }
+    super::stats::coefficient_of_variation(&counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::schema::Samples;
+    use crate::worker::protocol::WorkerSummary;
+
+    fn record(end_s: Vec<f64>, step_s: Vec<f64>, window_s: f64) -> TenantRecord {
+        let n = end_s.len();
+        TenantRecord {
+            name: "a".into(),
+            workload: "cpu.synthetic".into(),
+            device: Device::Cpu,
+            item: "steps".into(),
+            seed: 1,
+            prepare_s: None,
+            samples: Samples {
+                end_s,
+                step_s,
+                items: vec![2; n],
+                latency_s: vec![],
+            },
+            summary: Some(WorkerSummary {
+                window_s,
+                steps: n as u64,
+                items: 2 * n as u64,
+                memory_peak_bytes: None,
+            }),
+            exit: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn throughput_counts_items_completed_within_the_window() {
+        // Ten steps of 0.1 s in a 1 s window, two items each: 20 items/s. A step ending
+        // after the window does not count.
+        let mut ends: Vec<f64> = (1..=10).map(|i| i as f64 / 10.0).collect();
+        ends.push(1.05);
+        let r = record(ends, vec![0.1; 11], 1.0);
+        let f = TenantFigures::of(&r, None);
+        assert!((f.throughput_items_per_s - 20.0).abs() < 1e-9);
+        assert_eq!(f.steps, 10);
+        assert_eq!(f.windowed_cv, 0.0);
+    }
+
+    #[test]
+    fn slo_is_judged_on_step_time_with_the_support_rule() {
+        let r = record(
+            vec![0.1, 0.2, 0.3, 0.4],
+            vec![0.010, 0.010, 0.010, 0.060],
+            0.4,
+        );
+        let slo = Slo {
+            percentile: 50.0,
+            target_ms: 20.0,
+        };
+        let f = TenantFigures::of(&r, Some(&slo)).slo.unwrap();
+        assert!(f.met);
+        assert_eq!(f.attainment, 0.75);
+        // P50 needs 20 samples to be stated.
+        assert!(!f.supported);
+    }
+
+    #[test]
+    fn all_work_in_one_half_of_the_window_is_unstable() {
+        let cv = windowed_cv(&[0.05, 0.15, 0.25, 0.35, 0.45], &[1; 5], 1.0);
+        // Counts [1,1,1,1,1,0,0,0,0,0]: mean 0.5, sample sd sqrt(2.5/9).
+        assert!((cv - (2.5f64 / 9.0).sqrt() / 0.5).abs() < 1e-12);
+    }
+}

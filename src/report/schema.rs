@@ -1,0 +1,141 @@
+//! The results schema: everything `results/<study>/run.json` holds. A report can be
+//! re-rendered from it alone, without re-running anything.
+//!
+//! Bump [`SCHEMA_VERSION`] on any change that an older reader would misread.
+
+use serde::{Deserialize, Serialize};
+
+use crate::environment::Environment;
+use crate::metrics::Analysis;
+use crate::scenario::{Plan, Scenario};
+use crate::sharing::{ModeRecord, ModeSetting};
+use crate::worker::protocol::{StepSample, WorkerSummary};
+use crate::workload::Device;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One invocation of `gpushare run`: every run of a scenario's plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Study {
+    pub schema_version: u32,
+    pub scenario: Scenario,
+    /// The scenario file as it was read.
+    pub scenario_source: String,
+    /// Where the scenario was read from.
+    pub scenario_path: String,
+    pub plan: Plan,
+    pub environment: Environment,
+    /// RFC 3339 UTC time the study started.
+    pub started_at: String,
+    /// RFC 3339 UTC time the study ended; absent while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// True when SIGINT or SIGTERM cut the study short.
+    pub interrupted: bool,
+    pub runs: Vec<RunRecord>,
+    /// Figures computed from the runs when the study was written (reports recompute them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every worker delivered its summary.
+    Completed,
+    /// A worker crashed, hung, exited early or reported an error, or the mode failed.
+    Failed,
+    /// SIGINT or SIGTERM arrived during the run.
+    Interrupted,
+}
+
+/// One run of the plan and everything measured in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub config_idx: usize,
+    pub mode: ModeSetting,
+    pub repetition: u32,
+    pub status: RunStatus,
+    /// What went wrong, when the run failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// What the sharing mode found and did.
+    #[serde(default)]
+    pub mode_record: ModeRecord,
+    /// When the run started, in seconds since the study started.
+    pub started_s: f64,
+    /// How long the run took, set-up and teardown included, in seconds.
+    pub elapsed_s: f64,
+    pub tenants: Vec<TenantRecord>,
+}
+
+/// One tenant instance in one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub name: String,
+    pub workload: String,
+    pub device: Device,
+    /// The unit throughput counts, plural (images, sequences, steps).
+    pub item: String,
+    pub seed: u64,
+    /// Set-up and warm-up time before Ready, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepare_s: Option<f64>,
+    pub samples: Samples,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<WorkerSummary>,
+    /// How the worker process ended, when it ended abnormally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitRecord>,
+    /// Why this tenant failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A tenant's completed steps, stored by column to keep `run.json` compact.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Samples {
+    /// Each step's end, in seconds since Go.
+    pub end_s: Vec<f64>,
+    /// Each step's wall time, in seconds.
+    pub step_s: Vec<f64>,
+    /// Items each step completed.
+    pub items: Vec<u64>,
+    /// Each step's self-measured latency, in seconds, for workloads that report one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_s: Vec<f64>,
+}
+
+impl Samples {
+    pub fn len(&self) -> usize {
+        self.end_s.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end_s.is_empty()
+    }
+
+    pub fn push(&mut self, s: &StepSample) {
+        self.end_s.push(s.end_s);
+        self.step_s.push(s.step_s);
+        self.items.push(s.items);
+        if let Some(latency) = s.latency_s {
+            self.latency_s.push(latency);
+        }
+    }
+}
+
+/// How a worker process ended, with what it last wrote to stderr.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// Exit status, when it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// The signal that ended it, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// The last lines of its stderr.
+    pub stderr_tail: String,
+}

@@ -1,0 +1,87 @@
+//! Reading and writing `run.json`. Writes are atomic (a temporary file in the same
+//! directory, then a rename), so a reader never sees half a study, even when the runner
+//! is killed mid-write.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use super::schema::{Study, SCHEMA_VERSION};
+
+/// The results file inside a study directory.
+pub const RUN_FILE: &str = "run.json";
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "reading {path}: schema version {found}, this gpushare reads version {SCHEMA_VERSION}"
+    )]
+    Version { path: PathBuf, found: u64 },
+}
+
+/// Writes a study atomically, creating the directory if needed.
+pub fn write_study(path: &Path, study: &Study) -> Result<(), StoreError> {
+    let err = |source| StoreError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    let json = serde_json::to_vec_pretty(study).map_err(|e| err(e.into()))?;
+    tmp.write_all(&json).map_err(err)?;
+    tmp.write_all(b"\n").map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// Reads a study from a study directory or a `run.json` path.
+pub fn read_study(path: &Path) -> Result<Study, StoreError> {
+    let path = if path.is_dir() {
+        path.join(RUN_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| StoreError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    // Check the version first so an old file gets a clear message, not a field error.
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| StoreError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+    let found = value
+        .get("schema_version")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    if found != u64::from(SCHEMA_VERSION) {
+        return Err(StoreError::Version { path, found });
+    }
+    serde_json::from_value(value).map_err(|source| StoreError::Parse { path, source })
+}
+
+/// The current UTC time, RFC 3339.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "unknown".to_string())
+}

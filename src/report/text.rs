@@ -1,0 +1,209 @@
+//! The human views: a terminal table and Markdown, the same sections in two styles.
+
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+use super::format::{estimate, mean, sig3};
+use super::schema::Study;
+use crate::metrics::{Analysis, GroupAnalysis};
+use crate::workload::Device;
+
+/// Which human style to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextStyle {
+    Terminal,
+    Markdown,
+}
+
+/// Renders a study's report.
+pub fn render(study: &Study, analysis: &Analysis, style: TextStyle) -> String {
+    let mut out = String::new();
+    let heading = |out: &mut String, title: &str| match style {
+        TextStyle::Markdown => out.push_str(&format!("\n## {title}\n\n")),
+        TextStyle::Terminal => out.push_str(&format!("\n{title}\n")),
+    };
+    let title = format!("gpushare study `{}`", study.scenario.name);
+    match style {
+        TextStyle::Markdown => out.push_str(&format!("# {title}\n\n")),
+        TextStyle::Terminal => out.push_str(&format!("{title}\n")),
+    }
+    if !study.scenario.description.is_empty() {
+        out.push_str(&format!("{}\n", study.scenario.description));
+    }
+    let env = &study.environment;
+    out.push_str(&format!(
+        "\nhost {} ({}, {} CPUs), gpushare {} ({})\n",
+        env.host, env.cpu_model, env.n_cpus, env.gpushare_version, env.git_commit
+    ));
+    let n_valid = analysis.runs.iter().filter(|r| r.verdict.valid).count();
+    out.push_str(&format!(
+        "{} of {} runs VALID{}\n",
+        n_valid,
+        analysis.runs.len(),
+        if study.interrupted {
+            "; the study was INTERRUPTED"
+        } else {
+            ""
+        }
+    ));
+    if analysis
+        .groups
+        .iter()
+        .flat_map(|g| &g.tenants)
+        .any(|t| t.device == Device::Cpu)
+    {
+        out.push_str("CPU workloads are test fixtures: their figures are not GPU data.\n");
+    }
+
+    heading(
+        &mut out,
+        "Tenants (mean over VALID repetitions, [95% bootstrap CI])",
+    );
+    out.push_str(&table(tenant_rows(study, analysis), style));
+
+    heading(
+        &mut out,
+        "Sharing (NP against exclusive; STP = sum NP, ANTT = mean 1/NP, fairness = Jain)",
+    );
+    out.push_str(&table(sharing_rows(study, analysis), style));
+
+    heading(&mut out, "Runs");
+    out.push_str(&table(run_rows(analysis), style));
+
+    let invalid: Vec<_> = analysis.runs.iter().filter(|r| !r.verdict.valid).collect();
+    if !invalid.is_empty() {
+        heading(&mut out, "Why runs are INVALID");
+        for run in invalid {
+            for check in &run.verdict.failed {
+                let who = check
+                    .tenant
+                    .as_deref()
+                    .map(|t| format!(" tenant `{t}`:"))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "- {}:{who} {}. Fix: {}.\n",
+                    run.id, check.problem, check.fix
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn table(rows: Vec<Vec<String>>, style: TextStyle) -> String {
+    let mut builder = Builder::default();
+    for row in rows {
+        builder.push_record(row);
+    }
+    let mut table = builder.build();
+    match style {
+        TextStyle::Markdown => table.with(Style::markdown()),
+        TextStyle::Terminal => table.with(Style::sharp()),
+    };
+    format!("{table}\n")
+}
+
+fn config_label(study: &Study, group: &GroupAnalysis) -> String {
+    let label = study
+        .plan
+        .configs
+        .get(group.config_idx)
+        .map(|c| c.label.as_str())
+        .unwrap_or("");
+    if label.is_empty() {
+        format!("c{}", group.config_idx)
+    } else {
+        format!("c{} {label}", group.config_idx)
+    }
+}
+
+fn tenant_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
+    let mut rows = vec![vec![
+        "mode".to_string(),
+        "config".into(),
+        "tenant".into(),
+        "workload".into(),
+        "throughput (items/s)".into(),
+        "NP".into(),
+        "P50 ms".into(),
+        "P99 ms".into(),
+        "SLO attained".into(),
+    ]];
+    for group in &analysis.groups {
+        for t in &group.tenants {
+            let device = if t.device == Device::Cpu {
+                " (CPU)"
+            } else {
+                ""
+            };
+            rows.push(vec![
+                group.mode.to_string(),
+                config_label(study, group),
+                t.name.clone(),
+                format!("{}{device}", t.workload),
+                format!(
+                    "{} {}/s",
+                    estimate(t.throughput_items_per_s.as_ref()),
+                    t.item
+                ),
+                estimate(t.np.as_ref()),
+                mean(t.p50_ms.as_ref()),
+                mean(t.p99_ms.as_ref()),
+                t.slo_attainment
+                    .as_ref()
+                    .map_or("-".to_string(), |e| format!("{:.1}%", e.mean * 100.0)),
+            ]);
+        }
+    }
+    rows
+}
+
+fn sharing_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
+    let mut rows = vec![vec![
+        "mode".to_string(),
+        "config".into(),
+        "STP".into(),
+        "ANTT".into(),
+        "fairness".into(),
+        "VALID runs".into(),
+    ]];
+    for group in &analysis.groups {
+        rows.push(vec![
+            group.mode.to_string(),
+            config_label(study, group),
+            estimate(group.stp.as_ref()),
+            estimate(group.antt.as_ref()),
+            estimate(group.fairness.as_ref()),
+            format!("{}/{}", group.n_valid, group.n_runs),
+        ]);
+    }
+    rows
+}
+
+fn run_rows(analysis: &Analysis) -> Vec<Vec<String>> {
+    let mut rows = vec![vec![
+        "run".to_string(),
+        "verdict".into(),
+        "STP".into(),
+        "throughput per tenant (items/s)".into(),
+    ]];
+    for run in &analysis.runs {
+        let throughputs: Vec<String> = run
+            .tenants
+            .iter()
+            .map(|t| format!("{} {}", t.name, sig3(t.throughput_items_per_s)))
+            .collect();
+        rows.push(vec![
+            run.id.clone(),
+            if run.verdict.valid {
+                "VALID"
+            } else {
+                "INVALID"
+            }
+            .to_string(),
+            run.sharing.map_or("-".to_string(), |s| sig3(s.stp)),
+            throughputs.join(", "),
+        ]);
+    }
+    rows
+}

@@ -1,0 +1,73 @@
+//! Progress on stderr: a bar on a terminal, one line per run otherwise (CI logs).
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::report::schema::{RunRecord, RunStatus};
+
+/// Progress of a study; cheap to clone.
+#[derive(Clone)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    n_runs: usize,
+}
+
+impl Progress {
+    pub fn new(n_runs: usize) -> Progress {
+        let on_terminal = std::io::stderr().is_terminal();
+        let bar = on_terminal.then(|| {
+            let bar = ProgressBar::new(n_runs as u64);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} runs, {elapsed} elapsed, ~{eta} left: {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Progress { bar, n_runs }
+    }
+
+    /// A progress reporter that prints nothing (tests, `--quiet`).
+    pub fn hidden() -> Progress {
+        Progress {
+            bar: Some(ProgressBar::hidden()),
+            n_runs: 0,
+        }
+    }
+
+    pub fn start_run(&self, idx: usize, id: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(id.to_string()),
+            None => eprintln!("[{}/{}] {id} ...", idx + 1, self.n_runs),
+        }
+    }
+
+    pub fn finish_run(&self, run: &RunRecord) {
+        let outcome = match run.status {
+            RunStatus::Completed => format!("done in {:.1} s", run.elapsed_s),
+            RunStatus::Failed => format!(
+                "FAILED: {}",
+                run.failure.as_deref().unwrap_or("no reason recorded")
+            ),
+            RunStatus::Interrupted => "interrupted".to_string(),
+        };
+        self.note(&format!("{}: {outcome}", run.id));
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    pub fn note(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! One running worker as the runner sees it: its process, its stdin for commands, and
+//! reader tasks that turn its stdout into events and keep the tail of its stderr.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin};
+use tokio::sync::mpsc;
+
+use super::RunnerError;
+use crate::isolation::{Isolation, WorkerLaunch};
+use crate::report::schema::ExitRecord;
+use crate::worker::protocol::{self, FromWorker, ToWorker, WorkerSpec, VERSION};
+
+/// Lines of a worker's stderr kept for failure reports.
+const STDERR_TAIL_LINES: usize = 20;
+
+/// Something a worker said or did, tagged with its index in the run.
+#[derive(Debug)]
+pub struct Event {
+    pub worker_idx: usize,
+    pub kind: EventKind,
+}
+
+#[derive(Debug)]
+pub enum EventKind {
+    Message(FromWorker),
+    /// A line that is not protocol: the worker broke the stdout invariant.
+    Garbled(String),
+    /// Its stdout closed: it exited or is about to.
+    Closed,
+}
+
+pub struct WorkerProcess {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl WorkerProcess {
+    /// Starts a worker and sends it its spec. Its events arrive on `events`.
+    pub async fn spawn(
+        isolation: &dyn Isolation,
+        worker_idx: usize,
+        spec: WorkerSpec,
+        env: &[(String, String)],
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<WorkerProcess, RunnerError> {
+        let mut cmd = isolation.command(&WorkerLaunch {
+            tenant: &spec.tenant,
+            env,
+        })?;
+        let mut child = cmd.spawn().map_err(|source| RunnerError::Spawn {
+            tenant: spec.tenant.clone(),
+            source,
+        })?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(stdout) = stdout {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let kind = match protocol::decode_from_worker(&line) {
+                        Ok(msg) => EventKind::Message(msg),
+                        Err(err) => EventKind::Garbled(err.to_string()),
+                    };
+                    if events.send(Event { worker_idx, kind }).is_err() {
+                        return;
+                    }
+                }
+                let _ = events.send(Event {
+                    worker_idx,
+                    kind: EventKind::Closed,
+                });
+            });
+        }
+        if let Some(stderr) = stderr {
+            let tail = Arc::clone(&stderr_tail);
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                    if tail.len() == STDERR_TAIL_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
+                }
+            });
+        }
+        let mut worker = WorkerProcess {
+            name: spec.tenant.clone(),
+            stdin: child.stdin.take(),
+            child,
+            stderr_tail,
+        };
+        worker.send(ToWorker::Start { v: VERSION, spec }).await;
+        Ok(worker)
+    }
+
+    /// Sends a command. A worker that already exited cannot be told anything; the
+    /// caller learns that from its events.
+    pub async fn send(&mut self, msg: ToWorker) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let line = protocol::encode(&msg);
+            if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+                self.stdin = None;
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit, then kills it. Returns how it
+    /// ended, with the tail of its stderr.
+    pub async fn finish(&mut self, timeout: Duration) -> ExitRecord {
+        // Closing stdin tells a worker still waiting on it that the runner is done.
+        self.stdin = None;
+        let status = match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            _ => {
+                let _ = self.child.start_kill();
+                self.child.wait().await.ok()
+            }
+        };
+        // Give the stderr reader a moment to drain what the process wrote last.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let tail = self
+            .stderr_tail
+            .lock()
+            .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default();
+        #[cfg(unix)]
+        let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
+        #[cfg(not(unix))]
+        let signal = None;
+        ExitRecord {
+            code: status.and_then(|s| s.code()),
+            signal,
+            stderr_tail: tail,
+        }
+    }
+}

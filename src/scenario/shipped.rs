@@ -1,0 +1,15 @@
+//! The shipped scenarios, compiled into the binary so `gpushare run <name>` and the
+//! default scenario work from any directory. The files in `scenarios/` are the source.
+
+/// Name (file stem) and text of each shipped scenario.
+pub const SHIPPED: &[(&str, &str)] =
+    &[("smoke-cpu", include_str!("../../scenarios/smoke-cpu.toml"))];
+
+/// The text of a shipped scenario by name, with or without `.toml`.
+pub fn find(name: &str) -> Option<&'static str> {
+    let stem = name.strip_suffix(".toml").unwrap_or(name);
+    SHIPPED
+        .iter()
+        .find(|(n, _)| *n == stem)
+        .map(|(_, text)| *text)
+}
