@@ -172,9 +172,9 @@ mod tests {
 
     #[test]
     fn throughput_counts_items_completed_within_the_window() {
-        // Ten steps of 0.1 s in a 1 s window, two items each: 20 items/s. A step ending
-        // after the window does not count.
-        let mut ends: Vec<f64> = (1..=10).map(|i| i as f64 / 10.0).collect();
+        // Ten steps in a 1 s window, one in each tenth, two items each: 20 items/s. A
+        // step ending after the window does not count.
+        let mut ends: Vec<f64> = (0..10).map(|i| (i as f64 + 0.5) / 10.0).collect();
         ends.push(1.05);
         let r = record(ends, vec![0.1; 11], 1.0);
         let f = TenantFigures::of(&r, None);

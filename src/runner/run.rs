@@ -188,7 +188,7 @@ async fn measure(
 
     let outcome = async {
         let ready_deadline = tokio::time::Instant::now() + secs(settings.ready_timeout_s);
-        while session.phases.iter().any(|p| *p == Phase::Starting) {
+        while session.phases.contains(&Phase::Starting) {
             tokio::select! {
                 event = rx.recv() => session.handle(event)?,
                 _ = sleep_until(ready_deadline) => {

@@ -115,15 +115,20 @@ impl WorkerProcess {
     /// Waits up to `timeout` for the process to exit, then kills it. Returns how it
     /// ended, with the tail of its stderr.
     pub async fn finish(&mut self, timeout: Duration) -> ExitRecord {
-        // Closing stdin tells a worker still waiting on it that the runner is done.
-        self.stdin = None;
-        let status = match tokio::time::timeout(timeout, self.child.wait()).await {
-            Ok(Ok(status)) => Some(status),
-            _ => {
-                let _ = self.child.start_kill();
-                self.child.wait().await.ok()
-            }
-        };
+        // A worker that is done exits by itself. Closing its stdin first would make one
+        // that is still shutting down report "runner gone" instead of its own status.
+        let mut status = tokio::time::timeout(timeout, self.child.wait()).await.ok().and_then(Result::ok);
+        if status.is_none() {
+            // Closing stdin tells a worker still waiting on it that the runner is done.
+            self.stdin = None;
+            status = match tokio::time::timeout(Duration::from_secs(1), self.child.wait()).await {
+                Ok(Ok(status)) => Some(status),
+                _ => {
+                    let _ = self.child.start_kill();
+                    self.child.wait().await.ok()
+                }
+            };
+        }
         // Give the stderr reader a moment to drain what the process wrote last.
         tokio::time::sleep(Duration::from_millis(20)).await;
         let tail = self

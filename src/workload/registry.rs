@@ -22,6 +22,9 @@ pub enum Availability {
     Unavailable(&'static str),
 }
 
+/// Builds a workload from checked parameters and a seed.
+type BuildFn = fn(&Params, u64) -> Result<Box<dyn Workload>, WorkloadError>;
+
 /// A workload's description, parameters and constructor.
 pub struct WorkloadInfo {
     /// `family.model`, as written in scenario files.
@@ -32,7 +35,7 @@ pub struct WorkloadInfo {
     pub device: Device,
     pub params: &'static [ParamInfo],
     pub availability: Availability,
-    build: fn(&Params, u64) -> Result<Box<dyn Workload>, WorkloadError>,
+    build: BuildFn,
 }
 
 static REGISTRY: &[WorkloadInfo] = &[WorkloadInfo {

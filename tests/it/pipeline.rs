@@ -1,0 +1,101 @@
+//! The whole pipeline through the binary: the shipped smoke scenario runs and is VALID,
+//! its study re-renders in every format, and recorded results render deterministically.
+
+use serde_json::Value;
+
+use crate::common::{gpushare, root, stderr, stdout};
+
+/// A study recorded with `gpushare run smoke-cpu --duration 1s --repetitions 2` on a
+/// 2-core development machine; its numbers never change, so its reports are snapshots.
+const FIXTURE: &str = "tests/fixtures/smoke-cpu/run.json";
+
+#[test]
+fn smoke_cpu_runs_end_to_end_and_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("study");
+    let out = gpushare()
+        .current_dir(dir.path())
+        .args(["run", "smoke-cpu", "--repetitions", "2", "--format", "summary", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    let summary = stdout(&out);
+    insta::with_settings!({filters => vec![(r"(NP|STP|ANTT|fairness) \d+\.\d+", "$1 [rounded]")]}, {
+        insta::assert_snapshot!("smoke_cpu_summary", summary);
+    });
+    // Progress went to stderr, one line per run when not on a terminal.
+    assert!(stderr(&out).contains("[4/4] time-slicing/c0/r1 ..."));
+
+    let study: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(study["schema_version"], 1);
+    assert_eq!(study["interrupted"], false);
+    let runs = study["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    assert!(runs.iter().all(|r| r["status"] == "completed"));
+    // Exclusive runs measure one tenant at a time; shared runs both at once.
+    let steps = |r: &Value, t: usize| r["tenants"][t]["samples"]["end_s"].as_array().unwrap().len();
+    assert!(steps(&runs[0], 0) > 100 && steps(&runs[1], 1) > 100);
+    assert!(study["environment"]["cpu_model"].is_string());
+    assert!(study["analysis"]["runs"][1]["sharing"]["stp"].as_f64().unwrap() > 0.0);
+
+    // The study re-renders from run.json alone.
+    let report = gpushare().arg("report").arg(&out_dir).output().unwrap();
+    assert!(report.status.success());
+    assert!(stdout(&report).contains("4 of 4 runs VALID"));
+
+    // A second run into the same directory is refused rather than overwriting it.
+    let again = gpushare().args(["run", "smoke-cpu", "--out"]).arg(&out_dir).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("already holds a study: choose another --out, or add --force to replace it"));
+}
+
+fn render(format: &str) -> String {
+    let out = gpushare()
+        .args(["report", "--format", format])
+        .arg(root().join(FIXTURE))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn recorded_study_renders_as_table() {
+    insta::assert_snapshot!("fixture_table", render("table"));
+}
+
+#[test]
+fn recorded_study_renders_as_markdown() {
+    insta::assert_snapshot!("fixture_markdown", render("markdown"));
+}
+
+#[test]
+fn recorded_study_renders_as_summary() {
+    insta::assert_snapshot!("fixture_summary", render("summary"));
+}
+
+#[test]
+fn recorded_study_renders_as_json_with_every_figure() {
+    let json: Value = serde_json::from_str(&render("json")).unwrap();
+    let shared = &json["analysis"]["runs"][1];
+    let np: Vec<f64> = shared["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["np"].as_f64().unwrap())
+        .collect();
+    // STP is the sum of NP (Eyerman & Eeckhout), recomputed from the samples.
+    let stp = shared["sharing"]["stp"].as_f64().unwrap();
+    assert!((stp - np.iter().sum::<f64>()).abs() < 1e-9);
+}
+
+#[test]
+fn report_of_a_missing_study_says_which_file() {
+    let out = gpushare().args(["report", "/nonexistent/study"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: reading /nonexistent/study: No such file or directory (os error 2): No such file or directory (os error 2)"
+    );
+}

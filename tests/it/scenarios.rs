@@ -1,0 +1,224 @@
+//! Scenario files: every shipped file validates, every kind of mistake is reported with
+//! file:line:column and what is allowed, and sweeps expand as documented.
+
+use std::path::Path;
+
+use gpushare::scenario::{self, Plan, ScenarioError};
+use gpushare::sharing::{ModeSetting, MpsSetting};
+use gpushare::workload::ParamValue;
+
+use crate::common::{gpushare, root, stderr, stdout, write_scenario};
+
+const GOOD: &str = r#"name = "t"
+[[modes]]
+mode = "time-slicing"
+[[tenants]]
+name = "a"
+workload = "cpu.synthetic"
+"#;
+
+fn problems(text: &str) -> String {
+    match scenario::parse(Path::new("s.toml"), text) {
+        Err(ScenarioError::Invalid(p)) => p.to_string(),
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_shipped_scenario_validates() {
+    let dir = root().join(scenario::SHIPPED_DIR);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (s, _) = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!Plan::expand(&s).runs.is_empty());
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+    // The embedded copies are the files themselves.
+    assert_eq!(n, scenario::SHIPPED.len());
+    for (name, text) in scenario::SHIPPED {
+        assert_eq!(
+            *text,
+            std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap()
+        );
+    }
+}
+
+#[test]
+fn validate_command_accepts_shipped_files_and_rejects_a_broken_one_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write_scenario(dir.path(), "bad.toml", &GOOD.replace("cpu.synthetic", "cpu.synth"));
+    let out = gpushare()
+        .arg("validate")
+        .arg(root().join("scenarios/smoke-cpu.toml"))
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("smoke-cpu.toml: ok, scenario `smoke-cpu`, 6 run(s)"));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:6:12: `tenants[0].workload`: unknown workload \"cpu.synth\"; known: cpu.synthetic",
+            bad.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("1 of 2 file(s) invalid"));
+}
+
+#[test]
+fn toml_syntax_errors_are_located() {
+    assert_eq!(
+        problems("name = \"t\"\nmodes = [\n"),
+        "s.toml:2:10: unclosed array, expected `]`"
+    );
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_what_is_allowed() {
+    let p = problems(&GOOD.replace("[[modes]]", "duraton_s = 3\n[[modes]]"));
+    assert!(p.starts_with("s.toml:2:1: unknown field `duraton_s`, expected one of"), "{p}");
+}
+
+#[test]
+fn missing_required_fields_are_named() {
+    let p = problems("name = \"t\"\n[[modes]]\nmode = \"exclusive\"\n");
+    assert_eq!(p, "s.toml:1:1: missing field `tenants`");
+}
+
+#[test]
+fn every_value_problem_is_reported_at_once() {
+    let text = r#"name = "t"
+[run]
+duration_s = -1.0
+repetitions = 0
+[[modes]]
+mode = "mps"
+active_thread_percentage = [50, 150]
+[[modes]]
+mode = "time-slicing"
+profile = "1g.18gb"
+[[modes]]
+mode = "mig"
+[[tenants]]
+name = "a"
+workload = "cpu.synthetic"
+replicas = 0
+params = { step_ms = "fast", nope = 1, fault = "explode" }
+slo = { percentile = 100.0, target_ms = 0 }
+[[tenants]]
+name = "a"
+workload = "cpu.synthetic"
+"#;
+    assert_eq!(
+        problems(text),
+        [
+            "s.toml:3:14: `run.duration_s`: must be a positive number of seconds, got -1",
+            "s.toml:4:15: `run.repetitions`: must be between 1 and 1000, got 0",
+            "s.toml:7:28: `modes[0].active_thread_percentage`: must be an integer between 1 and 100 (or a list of them), got 150",
+            "s.toml:10:11: `modes[1].profile`: applies only to mode \"mig\"",
+            "s.toml:12:8: `modes[2].profile`: mode \"mig\" needs a profile, for example profile = \"3g.71gb\"",
+            "s.toml:16:12: `tenants[0].replicas`: must be between 1 and 64, got 0",
+            "s.toml:17:22: `tenants[0].params.step_ms`: reading parameter `step_ms` of `cpu.synthetic`: expected a number, got a string (\"fast\")",
+            "s.toml:17:30: `tenants[0].params.nope`: reading parameter `nope` of `cpu.synthetic`: unknown parameter (allowed: step_ms, jitter_ms, items_per_step, setup_ms, fault, fault_after_steps)",
+            "s.toml:17:48: `tenants[0].params.fault`: reading parameter `fault` of `cpu.synthetic`: \"explode\" is not one of none, crash, hang, exit, error",
+            "s.toml:18:22: `tenants[0].slo.percentile`: must be above 0 and below 100, got 100",
+            "s.toml:18:41: `tenants[0].slo.target_ms`: must be a positive number of milliseconds, got 0",
+            "s.toml:20:8: `tenants[1].name`: tenant name \"a\" is used twice",
+        ]
+        .join("\n")
+    );
+}
+
+#[test]
+fn sweeps_expand_to_the_product_of_their_axes_with_exclusive_first() {
+    let text = r#"name = "sweep"
+[run]
+repetitions = 2
+[[modes]]
+mode = "mps"
+active_thread_percentage = [25, 50]
+[[tenants]]
+name = "a"
+workload = "cpu.synthetic"
+params = { step_ms = [1.0, 2.0], items_per_step = 3 }
+[[tenants]]
+name = "b"
+workload = "cpu.synthetic"
+replicas = 2
+params = { jitter_ms = [0.0, 0.5, 1.0] }
+"#;
+    let s = scenario::parse(Path::new("s.toml"), text).unwrap();
+    assert_eq!(
+        s.modes,
+        vec![
+            ModeSetting::Exclusive,
+            ModeSetting::Mps(MpsSetting {
+                active_thread_percentage: Some(25),
+                pinned_memory_limit_mib: None
+            }),
+            ModeSetting::Mps(MpsSetting {
+                active_thread_percentage: Some(50),
+                pinned_memory_limit_mib: None
+            }),
+        ]
+    );
+    let plan = Plan::expand(&s);
+    // 2 x 3 configurations, 3 modes, 2 repetitions.
+    assert_eq!(plan.configs.len(), 6);
+    assert_eq!(plan.runs.len(), 36);
+    assert_eq!(plan.configs[4].label, "a.step_ms=2 b.jitter_ms=0.5");
+    let c4 = &plan.configs[4];
+    let names: Vec<&str> = c4.tenants.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["a", "b#0", "b#1"]);
+    assert_eq!(c4.tenants[0].params.0["items_per_step"], ParamValue::Int(3));
+    assert_eq!(c4.tenants[2].params.0["jitter_ms"], ParamValue::Float(0.5));
+    let ids: Vec<&str> = plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["exclusive/c0/r0", "mps(atp=25)/c0/r0", "mps(atp=50)/c0/r0", "exclusive/c1/r0"]);
+    assert_eq!(plan.runs[18].id, "exclusive/c0/r1");
+}
+
+#[test]
+fn seeds_differ_per_replica_and_repetition_and_never_change() {
+    let s = scenario::parse(Path::new("s.toml"), &GOOD.replace("workload = \"cpu.synthetic\"", "workload = \"cpu.synthetic\"\nreplicas = 2")).unwrap();
+    let plan = Plan::expand(&s);
+    let t = &plan.configs[0].tenants;
+    let seeds = [
+        Plan::seed(42, &t[0], 0),
+        Plan::seed(42, &t[1], 0),
+        Plan::seed(42, &t[0], 1),
+    ];
+    assert!(seeds[0] != seeds[1] && seeds[0] != seeds[2] && seeds[1] != seeds[2]);
+    assert_eq!(seeds[0], Plan::seed(42, &t[0], 0));
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gpushare()
+        .current_dir(dir.path())
+        .args(["run", "smoke-cpu", "--dry-run", "--repetitions", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("scenario `smoke-cpu`: 2 run(s) = 1 configuration(s) x 2 mode(s) x 1 repetition(s)"), "{text}");
+    assert!(text.contains("  exclusive/c0/r0\n  time-slicing/c0/r0\n"), "{text}");
+    assert!(!dir.path().join("results").exists());
+}
+
+#[test]
+fn a_duration_shorter_than_an_explicit_minimum_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scenario(dir.path(), "s.toml", &GOOD.replace("[[modes]]", "[run]\nmin_duration_s = 5.0\n[[modes]]"));
+    let out = gpushare().args(["run", "--dry-run", "--duration", "2s"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: planning scenario `t`: --duration 2 s is shorter than the scenario's run.min_duration_s (5 s): lengthen it or lower min_duration_s"
+    );
+}
