@@ -72,7 +72,8 @@ if ! gs_is_dry_run; then
   mode=$(mig_mode "$gpu")
   read -r mig_current mig_pending <<<"$mode"
   if [[ $mig_current != Disabled ]]; then
-    gs_die "$GS_EXIT_RESET_REQUIRED" "MIG mode on GPU $gpu is $mig_current now and $mig_pending after a reset:" \
+    gs_die "$GS_EXIT_RESET_REQUIRED" \
+      "MIG mode on GPU $gpu is $mig_current now and $mig_pending after a reset:" \
       "reset the GPU (nvidia-smi -i $gpu -r, with nothing using it) or reboot"
   fi
   gs_info "MIG is disabled on GPU $gpu"

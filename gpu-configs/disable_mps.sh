@@ -74,9 +74,13 @@ if [[ -z $daemon_pid ]]; then
     gs_info "no MPS control daemon is running; nothing to stop"
   fi
 else
-  servers=$(mps_server_pids "$pipe_dir")
+  # The servers to wait for are asked before `quit`: afterwards nobody answers. A dry
+  # run does not ask, since the daemon may take commands from its owner only.
   server_pids=()
-  [[ -z $servers ]] || mapfile -t server_pids <<<"$servers"
+  if ! gs_is_dry_run; then
+    servers=$(mps_server_pids "$pipe_dir")
+    [[ -z $servers ]] || mapfile -t server_pids <<<"$servers"
+  fi
   mps_command "$pipe_dir" quit
   if ! gs_is_dry_run; then
     mps_wait_gone "$timeout_s" "$daemon_pid" "${server_pids[@]}"

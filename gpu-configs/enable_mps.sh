@@ -85,12 +85,14 @@ gs_resolve_gpus "$gpu_spec" 1
 running_pid=$(mps_daemon_pid "$pipe_dir")
 if [[ -n $running_pid ]]; then
   gs_refuse "$GS_EXIT_STATE_CONFLICT" \
-    "an MPS control daemon (pid $running_pid) already serves $pipe_dir; stop it with disable_mps.sh first, so the new settings apply"
+    "an MPS control daemon (pid $running_pid) already serves $pipe_dir;" \
+    "stop it with disable_mps.sh first, so the new settings apply"
 fi
 
 # CUDA numbers devices fastest-first unless told otherwise; PCI bus order makes the
 # daemon's device ordinals match nvidia-smi's indices.
-daemon_env=(CUDA_DEVICE_ORDER=PCI_BUS_ID "CUDA_MPS_PIPE_DIRECTORY=$pipe_dir" "CUDA_MPS_LOG_DIRECTORY=$log_dir")
+daemon_env=(CUDA_DEVICE_ORDER=PCI_BUS_ID
+  "CUDA_MPS_PIPE_DIRECTORY=$pipe_dir" "CUDA_MPS_LOG_DIRECTORY=$log_dir")
 if [[ $gpu_spec == all ]]; then
   daemon_env=(-u CUDA_VISIBLE_DEVICES "${daemon_env[@]}")
   device_ordinals=("${!GPUS[@]}")

@@ -22,8 +22,10 @@ may be using the GPU. Some GPUs and drivers need a GPU reset or a reboot before 
 takes effect: the script then stops with exit code 11 and says so; run it again after
 the reset. gpushare's 'mig' mode runs tenants on the instances this creates.
 
-Known GPU models: $MIG_MODELS (detected from nvidia-smi's GPU name).
-Layouts: $MIG_LAYOUTS (--list shows their profiles per model).
+Known GPU models (detected from nvidia-smi's GPU name):
+  $MIG_MODELS
+Layouts (--list shows their profiles per model):
+  $MIG_LAYOUTS
 
 Options:
   --gpu N              GPU index (default: 0)
@@ -102,12 +104,14 @@ if [[ $mig_current == Enabled ]]; then
 else
   gs_run "$NVIDIA_SMI" -i "$gpu" -mig 1
   if gs_is_dry_run; then
-    gs_info "note: if MIG mode stays pending after '-mig 1', a GPU reset or reboot comes before the next command"
+    gs_info "note: if MIG mode stays pending after '-mig 1'," \
+      "a GPU reset or reboot comes before the next command"
   else
     mode=$(mig_mode "$gpu")
     read -r mig_current mig_pending <<<"$mode"
     if [[ $mig_current != Enabled ]]; then
-      gs_die "$GS_EXIT_RESET_REQUIRED" "MIG mode on GPU $gpu is $mig_current now and $mig_pending after a reset:" \
+      gs_die "$GS_EXIT_RESET_REQUIRED" \
+        "MIG mode on GPU $gpu is $mig_current now and $mig_pending after a reset:" \
         "reset the GPU (nvidia-smi -i $gpu -r, with nothing using it) or reboot, then run this script again"
     fi
   fi

@@ -111,7 +111,8 @@ k8s_route() {
   local label='^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'
   [[ $cm_name =~ $label ]] || gs_usage_error "--name '$cm_name' is not a valid Kubernetes name"
   [[ $cm_namespace =~ $label ]] || gs_usage_error "--namespace '$cm_namespace' is not a valid Kubernetes name"
-  [[ $config_key =~ ^[-._a-zA-Z0-9]+$ ]] || gs_usage_error "--config-key '$config_key' is not a valid ConfigMap key"
+  [[ $config_key =~ ^[-._a-zA-Z0-9]+$ ]] ||
+    gs_usage_error "--config-key '$config_key' is not a valid ConfigMap key"
   replicas=$((10#$replicas))
 
   if [[ -z $output ]]; then
@@ -137,13 +138,15 @@ host_route() {
   for gpu in "${GPUS[@]}"; do
     mig_mode=$(gs_gpu_field "$gpu" mig.mode.current)
     if [[ $mig_mode == Enabled ]]; then
-      gs_warn "MIG is enabled on GPU $gpu: processes are time-sliced within each MIG instance, not across the GPU"
+      gs_warn "MIG is enabled on GPU $gpu:" \
+        "processes are time-sliced within each MIG instance, not across the GPU"
     fi
   done
   # A running MPS control daemon turns new CUDA processes into MPS clients, which then
   # share the GPU through MPS instead of time-slicing.
   if [[ -n $(pgrep -f '^([^ ]*/)?nvidia-cuda-mps-control( |$)' || true) ]]; then
-    gs_warn "an MPS control daemon is running: CUDA processes will be MPS clients, not time-sliced (stop it with disable_mps.sh)"
+    gs_warn "an MPS control daemon is running: CUDA processes will be MPS clients," \
+      "not time-sliced (stop it with disable_mps.sh)"
   fi
 
   for gpu in "${GPUS[@]}"; do

@@ -51,7 +51,8 @@ mig_profile_table() {
 }
 
 # mig_model_for_name NAME: the model key for an nvidia-smi GPU name, or fail. Variants
-# with other memory sizes (H100 NVL 94 GB, H200 NVL, GH200) have other profile names.
+# whose profiles differ or are not checked here (H100 NVL with 94 GB, H200 NVL, GH200)
+# are refused rather than guessed.
 mig_model_for_name() {
   case $1 in
     *A100*40GB*) echo A100-40GB ;;

@@ -75,7 +75,8 @@ mps_wait_gone() {
     ((${#left[@]} > 0)) || return 0
     if ((tries-- <= 0)); then
       gs_die "$GS_EXIT_TIMEOUT" \
-        "MPS process(es) ${left[*]} still running after $timeout_s s; if clients are still connected, stop them (or kill ${left[*]}) and run this again"
+        "MPS process(es) ${left[*]} still running after $timeout_s s;" \
+        "if clients are still connected, stop them (or kill ${left[*]}) and run this again"
     fi
     sleep "$MPS_POLL_S"
   done

@@ -135,6 +135,14 @@ fn setup_mig_refuses_invalid_layouts_and_profiles() {
 }
 
 #[test]
+fn setup_mig_takes_one_gpu_index() {
+    let host = FakeHost::new();
+    let outcome = host.run("setup_mig.sh", &["--gpu", "all", "--layout", "full"]);
+    assert_refused(&outcome, 2, "--gpu takes a GPU index, not 'all'");
+    assert!(host.changes().is_empty());
+}
+
+#[test]
 fn setup_mig_needs_exactly_one_of_layout_and_profiles() {
     let host = FakeHost::new();
     for args in [&[][..], &["--layout", "full", "--profiles", "7g.141gb"][..]] {

@@ -300,7 +300,11 @@ fn disable_mps_dry_run_prints_quit_and_leaves_the_daemon() {
             "$T/bin/nvidia-smi -i 0 -c DEFAULT",
         ]
     );
-    assert!(host.changes().is_empty(), "{:?}", host.changes());
+    assert_eq!(
+        host.calls(),
+        ["nvidia-smi --query-gpu=index --format=csv,noheader"],
+        "a dry run sends the daemon nothing"
+    );
     assert!(host.exists("state/mps_control_pids"));
 }
 
