@@ -117,7 +117,10 @@ impl WorkerProcess {
     pub async fn finish(&mut self, timeout: Duration) -> ExitRecord {
         // A worker that is done exits by itself. Closing its stdin first would make one
         // that is still shutting down report "runner gone" instead of its own status.
-        let mut status = tokio::time::timeout(timeout, self.child.wait()).await.ok().and_then(Result::ok);
+        let mut status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok);
         if status.is_none() {
             // Closing stdin tells a worker still waiting on it that the runner is done.
             self.stdin = None;

@@ -35,7 +35,8 @@ pub fn processes_matching(needle: &str) -> Vec<String> {
         let cmdline = entry.path().join("cmdline");
         if let Ok(bytes) = std::fs::read(&cmdline) {
             let cmd = String::from_utf8_lossy(&bytes).replace('\0', " ");
-            if cmd.contains(needle) && entry.file_name() != std::process::id().to_string().as_str() {
+            if cmd.contains(needle) && entry.file_name() != std::process::id().to_string().as_str()
+            {
                 found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
             }
         }

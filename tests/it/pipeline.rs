@@ -15,7 +15,15 @@ fn smoke_cpu_runs_end_to_end_and_is_valid() {
     let out_dir = dir.path().join("study");
     let out = gpushare()
         .current_dir(dir.path())
-        .args(["run", "smoke-cpu", "--repetitions", "2", "--format", "summary", "--out"])
+        .args([
+            "run",
+            "smoke-cpu",
+            "--repetitions",
+            "2",
+            "--format",
+            "summary",
+            "--out",
+        ])
         .arg(&out_dir)
         .output()
         .unwrap();
@@ -27,17 +35,28 @@ fn smoke_cpu_runs_end_to_end_and_is_valid() {
     // Progress went to stderr, one line per run when not on a terminal.
     assert!(stderr(&out).contains("[4/4] time-slicing/c0/r1 ..."));
 
-    let study: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    let study: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(study["schema_version"], 1);
     assert_eq!(study["interrupted"], false);
     let runs = study["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
     assert!(runs.iter().all(|r| r["status"] == "completed"));
     // Exclusive runs measure one tenant at a time; shared runs both at once.
-    let steps = |r: &Value, t: usize| r["tenants"][t]["samples"]["end_s"].as_array().unwrap().len();
+    let steps = |r: &Value, t: usize| {
+        r["tenants"][t]["samples"]["end_s"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
     assert!(steps(&runs[0], 0) > 100 && steps(&runs[1], 1) > 100);
     assert!(study["environment"]["cpu_model"].is_string());
-    assert!(study["analysis"]["runs"][1]["sharing"]["stp"].as_f64().unwrap() > 0.0);
+    assert!(
+        study["analysis"]["runs"][1]["sharing"]["stp"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
 
     // The study re-renders from run.json alone.
     let report = gpushare().arg("report").arg(&out_dir).output().unwrap();
@@ -45,9 +64,14 @@ fn smoke_cpu_runs_end_to_end_and_is_valid() {
     assert!(stdout(&report).contains("4 of 4 runs VALID"));
 
     // A second run into the same directory is refused rather than overwriting it.
-    let again = gpushare().args(["run", "smoke-cpu", "--out"]).arg(&out_dir).output().unwrap();
+    let again = gpushare()
+        .args(["run", "smoke-cpu", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(2));
-    assert!(stderr(&again).contains("already holds a study: choose another --out, or add --force to replace it"));
+    assert!(stderr(&again)
+        .contains("already holds a study: choose another --out, or add --force to replace it"));
 }
 
 fn render(format: &str) -> String {
@@ -92,7 +116,10 @@ fn recorded_study_renders_as_json_with_every_figure() {
 
 #[test]
 fn report_of_a_missing_study_says_which_file() {
-    let out = gpushare().args(["report", "/nonexistent/study"]).output().unwrap();
+    let out = gpushare()
+        .args(["report", "/nonexistent/study"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out).trim(),

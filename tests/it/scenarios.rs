@@ -50,7 +50,11 @@ fn every_shipped_scenario_validates() {
 #[test]
 fn validate_command_accepts_shipped_files_and_rejects_a_broken_one_with_its_location() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = write_scenario(dir.path(), "bad.toml", &GOOD.replace("cpu.synthetic", "cpu.synth"));
+    let bad = write_scenario(
+        dir.path(),
+        "bad.toml",
+        &GOOD.replace("cpu.synthetic", "cpu.synth"),
+    );
     let out = gpushare()
         .arg("validate")
         .arg(root().join("scenarios/smoke-cpu.toml"))
@@ -81,7 +85,10 @@ fn toml_syntax_errors_are_located() {
 #[test]
 fn unknown_fields_are_rejected_with_what_is_allowed() {
     let p = problems(&GOOD.replace("[[modes]]", "duraton_s = 3\n[[modes]]"));
-    assert!(p.starts_with("s.toml:2:1: unknown field `duraton_s`, expected one of"), "{p}");
+    assert!(
+        p.starts_with("s.toml:2:1: unknown field `duraton_s`, expected one of"),
+        "{p}"
+    );
 }
 
 #[test]
@@ -178,13 +185,28 @@ params = { jitter_ms = [0.0, 0.5, 1.0] }
     assert_eq!(c4.tenants[0].params.0["items_per_step"], ParamValue::Int(3));
     assert_eq!(c4.tenants[2].params.0["jitter_ms"], ParamValue::Float(0.5));
     let ids: Vec<&str> = plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();
-    assert_eq!(ids, ["exclusive/c0/r0", "mps(atp=25)/c0/r0", "mps(atp=50)/c0/r0", "exclusive/c1/r0"]);
+    assert_eq!(
+        ids,
+        [
+            "exclusive/c0/r0",
+            "mps(atp=25)/c0/r0",
+            "mps(atp=50)/c0/r0",
+            "exclusive/c1/r0"
+        ]
+    );
     assert_eq!(plan.runs[18].id, "exclusive/c0/r1");
 }
 
 #[test]
 fn seeds_differ_per_replica_and_repetition_and_never_change() {
-    let s = scenario::parse(Path::new("s.toml"), &GOOD.replace("workload = \"cpu.synthetic\"", "workload = \"cpu.synthetic\"\nreplicas = 2")).unwrap();
+    let s = scenario::parse(
+        Path::new("s.toml"),
+        &GOOD.replace(
+            "workload = \"cpu.synthetic\"",
+            "workload = \"cpu.synthetic\"\nreplicas = 2",
+        ),
+    )
+    .unwrap();
     let plan = Plan::expand(&s);
     let t = &plan.configs[0].tenants;
     let seeds = [
@@ -206,16 +228,32 @@ fn dry_run_prints_the_plan_and_runs_nothing() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("scenario `smoke-cpu`: 2 run(s) = 1 configuration(s) x 2 mode(s) x 1 repetition(s)"), "{text}");
-    assert!(text.contains("  exclusive/c0/r0\n  time-slicing/c0/r0\n"), "{text}");
+    assert!(
+        text.contains(
+            "scenario `smoke-cpu`: 2 run(s) = 1 configuration(s) x 2 mode(s) x 1 repetition(s)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  exclusive/c0/r0\n  time-slicing/c0/r0\n"),
+        "{text}"
+    );
     assert!(!dir.path().join("results").exists());
 }
 
 #[test]
 fn a_duration_shorter_than_an_explicit_minimum_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_scenario(dir.path(), "s.toml", &GOOD.replace("[[modes]]", "[run]\nmin_duration_s = 5.0\n[[modes]]"));
-    let out = gpushare().args(["run", "--dry-run", "--duration", "2s"]).arg(&path).output().unwrap();
+    let path = write_scenario(
+        dir.path(),
+        "s.toml",
+        &GOOD.replace("[[modes]]", "[run]\nmin_duration_s = 5.0\n[[modes]]"),
+    );
+    let out = gpushare()
+        .args(["run", "--dry-run", "--duration", "2s"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out).trim(),

@@ -11,7 +11,11 @@ use crate::common::{gpushare, quick_scenario, stderr, write_scenario};
 
 /// Runs the quick scenario with a misbehaving tenant; returns run.json, exit code, and
 /// the processes that carry this test's marker afterwards.
-fn run_with_fault(marker: &str, fault_params: &str, extra: &[&str]) -> (Value, Option<i32>, String) {
+fn run_with_fault(
+    marker: &str,
+    fault_params: &str,
+    extra: &[&str],
+) -> (Value, Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write_scenario(dir.path(), "s.toml", &quick_scenario(fault_params));
     let out = dir.path().join("study");
@@ -24,7 +28,8 @@ fn run_with_fault(marker: &str, fault_params: &str, extra: &[&str]) -> (Value, O
         .env("GPUSHARE_TEST_MARKER", marker)
         .output()
         .unwrap();
-    let study: Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let study: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     assert!(
         marked_processes(marker).is_empty(),
         "workers left behind: {:?}",
@@ -39,7 +44,10 @@ fn marked_processes(marker: &str) -> Vec<String> {
     let mut found = vec![];
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(env) = std::fs::read(entry.path().join("environ")) {
-            if String::from_utf8_lossy(&env).split('\0').any(|kv| kv == needle) {
+            if String::from_utf8_lossy(&env)
+                .split('\0')
+                .any(|kv| kv == needle)
+            {
                 found.push(entry.file_name().to_string_lossy().into_owned());
             }
         }
@@ -59,13 +67,17 @@ fn failures(study: &Value) -> Vec<String> {
 
 #[test]
 fn a_crashing_worker_fails_its_runs_with_its_signal() {
-    let (study, code, _) = run_with_fault("crash", r#", fault = "crash", fault_after_steps = 10"#, &[]);
+    let (study, code, _) =
+        run_with_fault("crash", r#", fault = "crash", fault_after_steps = 10"#, &[]);
     assert_eq!(code, Some(3));
     let failures = failures(&study);
     // Both the exclusive baseline and the shared run fail; SIGABRT is signal 6.
     assert_eq!(failures.len(), 2, "{failures:?}");
     for f in &failures {
-        assert!(f.contains("worker `bad` exited during the measured window"), "{f}");
+        assert!(
+            f.contains("worker `bad` exited during the measured window"),
+            "{f}"
+        );
         assert!(f.contains("worker `bad` was killed by signal 6"), "{f}");
     }
     // The healthy tenant was stopped in order and its measurements kept.
@@ -76,7 +88,8 @@ fn a_crashing_worker_fails_its_runs_with_its_signal() {
 
 #[test]
 fn a_worker_exiting_early_reports_its_status() {
-    let (study, code, _) = run_with_fault("exit", r#", fault = "exit", fault_after_steps = 10"#, &[]);
+    let (study, code, _) =
+        run_with_fault("exit", r#", fault = "exit", fault_after_steps = 10"#, &[]);
     assert_eq!(code, Some(3));
     for f in failures(&study) {
         assert!(f.contains("worker `bad` exited with status 3"), "{f}");
@@ -85,7 +98,8 @@ fn a_worker_exiting_early_reports_its_status() {
 
 #[test]
 fn a_workload_error_is_reported_with_its_message() {
-    let (study, _, _) = run_with_fault("error", r#", fault = "error", fault_after_steps = 10"#, &[]);
+    let (study, _, _) =
+        run_with_fault("error", r#", fault = "error", fault_after_steps = 10"#, &[]);
     let failures = failures(&study);
     assert!(!failures.is_empty());
     for f in failures {
@@ -100,7 +114,8 @@ fn a_workload_error_is_reported_with_its_message() {
 #[test]
 fn a_hanging_worker_is_killed_after_the_stop_timeout() {
     let started = Instant::now();
-    let (study, code, _) = run_with_fault("hang", r#", fault = "hang", fault_after_steps = 10"#, &[]);
+    let (study, code, _) =
+        run_with_fault("hang", r#", fault = "hang", fault_after_steps = 10"#, &[]);
     assert_eq!(code, Some(3));
     for f in failures(&study) {
         assert!(
@@ -114,7 +129,8 @@ fn a_hanging_worker_is_killed_after_the_stop_timeout() {
 #[test]
 fn a_worker_that_never_gets_ready_times_out() {
     let dir = tempfile::tempdir().unwrap();
-    let text = quick_scenario(", setup_ms = 60000.0").replace("ready_timeout_s = 10", "ready_timeout_s = 1");
+    let text = quick_scenario(", setup_ms = 60000.0")
+        .replace("ready_timeout_s = 10", "ready_timeout_s = 1");
     let scenario = write_scenario(dir.path(), "s.toml", &text);
     let out = dir.path().join("study");
     let output = gpushare()
@@ -125,7 +141,8 @@ fn a_worker_that_never_gets_ready_times_out() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
-    let study: Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let study: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     let failures = failures(&study);
     assert!(
         failures[0].contains("worker `bad` did not report Ready within run.ready_timeout_s = 1 s"),
@@ -158,12 +175,20 @@ fn sigint_stops_the_study_writes_partial_results_and_leaves_no_worker() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    let study: Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let study: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(study["interrupted"], true);
     assert_eq!(study["runs"][0]["status"], "interrupted");
     // What was measured before the signal is kept.
-    assert!(!study["runs"][0]["tenants"][0]["samples"]["end_s"].as_array().unwrap().is_empty());
-    assert!(marked_processes("sigint").is_empty(), "left behind: {:?}", marked_processes("sigint"));
+    assert!(!study["runs"][0]["tenants"][0]["samples"]["end_s"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(
+        marked_processes("sigint").is_empty(),
+        "left behind: {:?}",
+        marked_processes("sigint")
+    );
 }
 
 #[test]
@@ -190,5 +215,9 @@ fn a_killed_runner_takes_its_workers_with_it() {
     while !marked_processes("sigkill").is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(marked_processes("sigkill").is_empty(), "orphans: {:?}", marked_processes("sigkill"));
+    assert!(
+        marked_processes("sigkill").is_empty(),
+        "orphans: {:?}",
+        marked_processes("sigkill")
+    );
 }

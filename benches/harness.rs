@@ -1,0 +1,124 @@
+//! Benchmarks of the harness itself: what the worker protocol costs per sample, and how
+//! much of a tenant's throughput survives the runner (process, barrier, sample stream)
+//! compared with the same loop run bare. Goal: 99% or better.
+//!
+//! `cargo bench --bench harness`; runs on any machine (CPU fixture only).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use gpushare::isolation::ProcessIsolation;
+use gpushare::runner::{run_study, Progress, StudyInput};
+use gpushare::scenario::{self, Plan};
+use gpushare::worker::protocol::{self, FromWorker, StepSample, VERSION};
+use gpushare::workload::{self, ParamValue, Params};
+
+fn protocol_cost(c: &mut Criterion) {
+    let mut group = c.benchmark_group("protocol");
+    for n_samples in [1usize, 100] {
+        let msg = FromWorker::Samples {
+            v: VERSION,
+            samples: (0..n_samples)
+                .map(|i| StepSample {
+                    end_s: i as f64 * 1e-3,
+                    step_s: 1.0001e-3,
+                    items: 64,
+                    latency_s: None,
+                })
+                .collect(),
+        };
+        group.throughput(Throughput::Elements(n_samples as u64));
+        group.bench_with_input(
+            BenchmarkId::new("encode+decode", n_samples),
+            &msg,
+            |b, msg| {
+                b.iter(|| {
+                    let line = protocol::encode(msg);
+                    protocol::decode_from_worker(line.trim_end()).unwrap()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+const WINDOW_S: f64 = 5.0;
+const STEP_MS: f64 = 1.0;
+
+/// Items per second of a 1 ms `cpu.synthetic` loop run in this process, no harness.
+fn bare_throughput() -> f64 {
+    let params = Params([("step_ms".to_string(), ParamValue::Float(STEP_MS))].into());
+    let mut w = workload::build("cpu.synthetic", &params, 1).unwrap();
+    w.prepare(Duration::ZERO).unwrap();
+    let start = Instant::now();
+    let mut items = 0;
+    while start.elapsed().as_secs_f64() < WINDOW_S {
+        items += w.step().unwrap().items;
+    }
+    items as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Items per second of the same loop as a tenant under the runner.
+fn runner_throughput() -> f64 {
+    let text = format!(
+        r#"name = "harness-overhead"
+[run]
+warmup_s = 0.5
+duration_s = {WINDOW_S}
+repetitions = 1
+[[modes]]
+mode = "exclusive"
+[[tenants]]
+name = "t"
+workload = "cpu.synthetic"
+params = {{ step_ms = {STEP_MS} }}
+"#
+    );
+    let path = Path::new("harness-overhead.toml");
+    let scenario = scenario::parse(path, &text).unwrap();
+    let plan = Plan::expand(&scenario);
+    let out = tempfile::tempdir().unwrap();
+    let isolation = ProcessIsolation::new(Some(env!("CARGO_BIN_EXE_gpushare").into())).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let study = runtime
+        .block_on(run_study(
+            StudyInput {
+                scenario: &scenario,
+                scenario_source: &text,
+                scenario_path: path,
+                plan: &plan,
+                isolation: &isolation,
+                out_dir: out.path().to_path_buf(),
+                flush_interval_ms: 100,
+            },
+            &Progress::hidden(),
+        ))
+        .unwrap();
+    let analysis = study.analysis.unwrap();
+    analysis.runs[0].tenants[0].throughput_items_per_s
+}
+
+fn overhead() {
+    // Alternate the two so drift of the machine affects both alike.
+    let (mut bare, mut runner) = (vec![], vec![]);
+    for _ in 0..3 {
+        bare.push(bare_throughput());
+        runner.push(runner_throughput());
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let ratio = mean(&runner) / mean(&bare);
+    println!(
+        "harness overhead: 1 ms cpu.synthetic, {WINDOW_S} s windows x 3: bare {:.1} steps/s, under the runner {:.1} steps/s, ratio {:.4} (goal >= 0.99)",
+        mean(&bare),
+        mean(&runner),
+        ratio
+    );
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    protocol_cost(&mut c);
+    c.final_summary();
+    overhead();
+}
