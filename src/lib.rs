@@ -4,6 +4,7 @@
 //! a sharing mode and an isolation backend, workers run workloads and stream samples,
 //! metrics turn samples into figures, and reports render the results. ARCHITECTURE.md
 //! has the map.
+pub mod doctor;
 pub mod gpu;
 pub mod sharing;
 pub mod workload;
