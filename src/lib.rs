@@ -4,9 +4,11 @@
 //! a sharing mode and an isolation backend, workers run workloads and stream samples,
 //! metrics turn samples into figures, and reports render the results. ARCHITECTURE.md
 //! has the map.
+
 pub mod cli;
 pub mod doctor;
 pub mod environment;
+pub mod gpu;
 pub mod isolation;
 pub mod metrics;
 pub mod report;

@@ -12,7 +12,7 @@ use super::worker_process::{Event, EventKind, WorkerProcess};
 use crate::isolation::Isolation;
 use crate::report::schema::{RunRecord, RunStatus, Samples, TenantRecord};
 use crate::scenario::{Plan, PlannedRun, Scenario, TenantInstance};
-use crate::sharing::{self, ModeGuard};
+use crate::sharing::{self, ModeContext, ModeGuard, WorkerSharing};
 use crate::worker::protocol::{FromWorker, ToWorker, WorkerSpec, VERSION};
 use crate::workload;
 
@@ -56,7 +56,23 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
             .map(|t| empty_record(t, Plan::seed(ctx.scenario.run.seed, t, run.repetition)))
             .collect(),
     };
-    let guard = match sharing::enter(&run.mode) {
+    let context = ModeContext {
+        gpu_index: 0,
+        run_id: run.id.clone(),
+        workers: config
+            .tenants
+            .iter()
+            .map(|t| WorkerSharing {
+                label: t.name.clone(),
+                sharing: t.sharing.clone(),
+            })
+            .collect(),
+        mps: Default::default(),
+    };
+    // Entering and leaving a mode can wait on a daemon for seconds; block_in_place keeps
+    // the runtime's other tasks (the signal listener) running meanwhile.
+    let entered = tokio::task::block_in_place(|| sharing::enter(&run.mode, &context));
+    let guard = match entered {
         Ok(guard) => guard,
         Err(err) => {
             record.status = RunStatus::Failed;
@@ -83,7 +99,7 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
             break;
         }
     }
-    if let Err(err) = guard.exit() {
+    if let Err(err) = tokio::task::block_in_place(|| guard.exit()) {
         let reason = err.to_string();
         record.failure = Some(match record.failure.take() {
             Some(first) => format!("{first}; then {reason}"),
@@ -161,7 +177,7 @@ async fn measure(
             warmup_s: settings.warmup_s,
             flush_interval_ms: ctx.flush_interval_ms,
         };
-        let started = match guard.tenant_env(&tenant.sharing) {
+        let started = match guard.tenant_env(tenant_idx) {
             Ok(env) => WorkerProcess::spawn(ctx.isolation, worker_idx, spec, &env, tx.clone())
                 .await
                 .map_err(|e| e.to_string()),

@@ -7,9 +7,14 @@
 //! `gpu-configs/` scripts on their own hosts.
 
 mod error;
+pub mod mig;
+pub mod mps;
 mod plain;
+mod procs;
 
 pub use error::SharingError;
+pub use mig::{MigGuard, MigInventory, MigPlacement};
+pub use mps::{MpsConfig, MpsGuard};
 
 use std::fmt;
 
@@ -108,11 +113,37 @@ pub struct ModeRecord {
     pub notes: Vec<String>,
 }
 
+/// What a mode needs to know about the run it is entered for.
+#[derive(Debug, Clone, Default)]
+pub struct ModeContext {
+    /// NVML index of the GPU the tenants share. Under MPS it is also the CUDA device
+    /// ordinal the pinned-memory limits name, so it assumes tenants see all GPUs in NVML
+    /// order (true on one-GPU hosts and with `CUDA_DEVICE_ORDER=PCI_BUS_ID`).
+    pub gpu_index: u32,
+    /// The run's id; names the MPS directories and appears in notes.
+    pub run_id: String,
+    /// One entry per worker, in the order [`ModeGuard::tenant_env`] numbers them: a tenant
+    /// with replicas appears once per replica.
+    pub workers: Vec<WorkerSharing>,
+    /// Which MPS binaries to run and how long to wait for them.
+    pub mps: MpsConfig,
+}
+
+/// One worker as a mode sees it: a label for messages and its tenant's overrides.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerSharing {
+    /// How reports name the worker, e.g. `train.resnet50#1`.
+    pub label: String,
+    /// The tenant's own sharing parameters.
+    pub sharing: TenantSharing,
+}
+
 /// A mode that has been entered. Undo it with [`ModeGuard::exit`]; dropping the guard
 /// undoes it too, best effort, for the error and panic paths.
 pub trait ModeGuard: Send {
-    /// Environment variables for one tenant's worker.
-    fn tenant_env(&self, tenant: &TenantSharing) -> Result<Vec<(String, String)>, SharingError>;
+    /// Environment variables for worker `worker_idx` (an index into
+    /// [`ModeContext::workers`]).
+    fn tenant_env(&self, worker_idx: usize) -> Result<Vec<(String, String)>, SharingError>;
 
     /// What the mode found and did.
     fn record(&self) -> ModeRecord;
@@ -126,12 +157,25 @@ pub trait ModeGuard: Send {
     fn exit(self: Box<Self>) -> Result<(), SharingError>;
 }
 
-/// Sets a mode up for one run.
-pub fn enter(setting: &ModeSetting) -> Result<Box<dyn ModeGuard>, SharingError> {
-    match setting {
-        ModeSetting::Exclusive | ModeSetting::TimeSlicing => Ok(Box::new(plain::PlainGuard)),
-        ModeSetting::Mps(_) | ModeSetting::Mig(_) => Err(SharingError::NotBuilt {
-            mode: setting.name(),
-        }),
-    }
+/// Sets a mode up for one run. Blocking: starting or stopping the MPS daemon takes up
+/// to [`MpsConfig::start_timeout`] / [`MpsConfig::stop_timeout`].
+pub fn enter(
+    setting: &ModeSetting,
+    context: &ModeContext,
+) -> Result<Box<dyn ModeGuard>, SharingError> {
+    Ok(match setting {
+        ModeSetting::Exclusive | ModeSetting::TimeSlicing => {
+            Box::new(plain::PlainGuard::enter(setting, context))
+        }
+        ModeSetting::Mps(mps) => Box::new(MpsGuard::enter(mps, context)?),
+        ModeSetting::Mig(mig) => Box::new(MigGuard::enter(mig, context)?),
+    })
+}
+
+/// The worker's entry, or the error naming how many there are.
+fn worker(workers: &[WorkerSharing], worker_idx: usize) -> Result<&WorkerSharing, SharingError> {
+    workers.get(worker_idx).ok_or(SharingError::NoSuchWorker {
+        worker_idx,
+        n_workers: workers.len(),
+    })
 }

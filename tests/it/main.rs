@@ -2,6 +2,8 @@
 
 mod common;
 mod gpu_configs;
+mod gpu_sharing;
 mod pipeline;
 mod scenarios;
+mod sharing_mps;
 mod worker_failures;
