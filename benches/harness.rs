@@ -79,7 +79,10 @@ params = {{ step_ms = {STEP_MS} }}
     let scenario = scenario::parse(path, &text).unwrap();
     let plan = Plan::expand(&scenario);
     let out = tempfile::tempdir().unwrap();
-    let isolation = ProcessIsolation::new(Some(env!("CARGO_BIN_EXE_gpushare").into())).unwrap();
+    // GPUSHARE_BIN lets the bench run on a machine where the build path does not exist.
+    let exe = std::env::var_os("GPUSHARE_BIN")
+        .map_or_else(|| env!("CARGO_BIN_EXE_gpushare").into(), Into::into);
+    let isolation = ProcessIsolation::new(Some(exe)).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let study = runtime
         .block_on(run_study(

@@ -28,22 +28,6 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Processes whose command line contains `needle`, excluding this test process.
-pub fn processes_matching(needle: &str) -> Vec<String> {
-    let mut found = vec![];
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let cmdline = entry.path().join("cmdline");
-        if let Ok(bytes) = std::fs::read(&cmdline) {
-            let cmd = String::from_utf8_lossy(&bytes).replace('\0', " ");
-            if cmd.contains(needle) && entry.file_name() != std::process::id().to_string().as_str()
-            {
-                found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
-            }
-        }
-    }
-    found
-}
-
 /// A two-tenant cpu.synthetic scenario with short windows, for pipeline tests.
 pub fn quick_scenario(extra_tenant_params: &str) -> String {
     format!(
