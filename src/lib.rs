@@ -4,5 +4,6 @@
 //! a sharing mode and an isolation backend, workers run workloads and stream samples,
 //! metrics turn samples into figures, and reports render the results. ARCHITECTURE.md
 //! has the map.
-pub mod workload;
+pub mod monitor;
 pub mod sharing;
+pub mod workload;
