@@ -178,7 +178,7 @@ impl Gpu {
 
     /// Runs `work` (which enqueues on this GPU's stream) between two timing events and
     /// returns the device time between them, in milliseconds. Waits for completion.
-    pub(crate) fn time_ms(
+    pub fn time_ms(
         &self,
         mut work: impl FnMut() -> Result<(), ProbeError>,
     ) -> Result<f64, ProbeError> {
@@ -197,7 +197,7 @@ impl Gpu {
     }
 
     /// Waits for everything enqueued on this GPU's stream, surfacing launch errors.
-    pub(crate) fn synchronize(&self) -> Result<(), ProbeError> {
+    pub fn synchronize(&self) -> Result<(), ProbeError> {
         self.stream
             .synchronize()
             .map_err(|e| self.driver_err("waiting for the stream", e))

@@ -1,0 +1,1 @@
+mod gpu_probes;
