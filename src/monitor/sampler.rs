@@ -55,9 +55,24 @@ pub struct MonitorHandle {
     thread: JoinHandle<MonitorSeries>,
     latest: Arc<Mutex<Option<Sample>>>,
     config: MonitorConfig,
+    started_at: Instant,
 }
 
 impl MonitorHandle {
+    /// The instant sample times count from: a window measured with `Instant`s maps to
+    /// `(start - started_at, end - started_at)` in seconds for [`super::summarize`].
+    pub fn started_at(&self) -> Instant {
+        self.started_at
+    }
+
+    /// Seconds since `started_at` at `instant` (0 for an instant before it), the time
+    /// base of [`Sample::t_s`].
+    pub fn seconds_at(&self, instant: Instant) -> f64 {
+        instant
+            .saturating_duration_since(self.started_at)
+            .as_secs_f64()
+    }
+
     /// The most recent sample, for live views (`gpushare monitor`).
     pub fn latest(&self) -> Option<Sample> {
         self.latest.lock().ok().and_then(|latest| latest.clone())
@@ -98,25 +113,27 @@ pub fn start_with_source(
     let (stop_tx, stop_rx) = mpsc::channel();
     let latest = Arc::new(Mutex::new(None));
     let thread_latest = latest.clone();
+    let started_at = Instant::now();
     let thread = std::thread::Builder::new()
         .name("gpushare-monitor".into())
-        .spawn(move || run(config, source, stop_rx, thread_latest))
+        .spawn(move || run(config, source, started_at, stop_rx, thread_latest))
         .map_err(|source| MonitorError::Spawn { source })?;
     Ok(MonitorHandle {
         stop: stop_tx,
         thread,
         latest,
         config,
+        started_at,
     })
 }
 
 fn run(
     config: MonitorConfig,
     mut source: Box<dyn GpuSource>,
+    start: Instant,
     stop: mpsc::Receiver<()>,
     latest: Arc<Mutex<Option<Sample>>>,
 ) -> MonitorSeries {
-    let start = Instant::now();
     let interval = Duration::from_millis(config.interval_ms);
     let mut series = MonitorSeries {
         gpu_index: config.gpu_index,
@@ -204,6 +221,9 @@ mod tests {
         let handle = start_with_source(config, Box::new(SyntheticSource::new())).unwrap();
         std::thread::sleep(Duration::from_millis(120));
         assert!(handle.latest().is_some());
+        let now_s = handle.seconds_at(Instant::now());
+        assert!(now_s >= 0.12, "{now_s}");
+        assert_eq!(handle.seconds_at(handle.started_at()), 0.0);
         let series = handle.stop();
         // About 12 ticks plus the final reading; allow a slow CI machine to miss some.
         assert!(

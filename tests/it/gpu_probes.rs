@@ -16,8 +16,13 @@ use gpushare::workload::probe::{
 };
 use gpushare::workload::{self, ParamValue, Params};
 
+/// The value, or a panic with the error's message (Display reads better than Debug).
+fn ok<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+    result.unwrap_or_else(|e| panic!("failed: {e}"))
+}
+
 fn gpu() -> Arc<Gpu> {
-    Gpu::open(0).expect("opening GPU 0 (gpu_* tests need a GPU)")
+    Gpu::open(0).unwrap_or_else(|e| panic!("failed: {e} (gpu_* tests need a GPU)"))
 }
 
 fn params(pairs: &[(&str, ParamValue)]) -> Params {
@@ -37,15 +42,15 @@ fn figure(name: &str, value: f64, unit: &str) {
 fn gpu_compute_kernel_matches_the_cpu_reference() {
     let gpu = gpu();
     for seed in [1, 2, 3] {
-        ComputeKernel::new(&gpu, seed).unwrap().verify().unwrap();
+        ok(ok(ComputeKernel::new(&gpu, seed)).verify());
     }
 }
 
 #[test]
 fn gpu_compute_probe_reaches_80_percent_of_fp32_peak() {
     let gpu = gpu();
-    let peak = fp32_peak_tflops(&gpu).unwrap();
-    let measured = compute_tflops(&gpu, 10.0).unwrap();
+    let peak = ok(fp32_peak_tflops(&gpu));
+    let measured = ok(compute_tflops(&gpu, 10.0));
     let ratio = measured / peak;
     figure("fp32_peak", peak, "TFLOP/s");
     figure("compute", measured, "TFLOP/s");
@@ -63,13 +68,13 @@ fn gpu_compute_probe_reaches_80_percent_of_fp32_peak() {
 #[test]
 fn gpu_copy_kernel_matches_the_cpu_reference() {
     let gpu = gpu();
-    CopyKernel::new(&gpu, 64_000_000).unwrap().verify().unwrap();
+    ok(ok(CopyKernel::new(&gpu, 64_000_000)).verify());
 }
 
 #[test]
 fn gpu_memory_probe_reaches_90_percent_of_a_device_copy() {
     let gpu = gpu();
-    let figures = copy_figures(&gpu, 2_000_000_000).unwrap();
+    let figures = ok(copy_figures(&gpu, 2_000_000_000));
     let ratio = figures.kernel_gbps / figures.driver_copy_gbps;
     figure("memory", figures.kernel_gbps, "GB/s");
     figure("d2d_copy", figures.driver_copy_gbps, "GB/s");
@@ -85,8 +90,8 @@ fn gpu_memory_probe_reaches_90_percent_of_a_device_copy() {
 #[test]
 fn gpu_touch_kernel_matches_the_cpu_reference() {
     let gpu = gpu();
-    TouchKernel::new(&gpu).unwrap().verify().unwrap();
-    let latency_us = launch_latency_us(&gpu, 200).unwrap();
+    ok(ok(TouchKernel::new(&gpu)).verify());
+    let latency_us = ok(launch_latency_us(&gpu, 200));
     figure("launch_latency", latency_us, "us");
     assert!(latency_us > 0.0 && latency_us < 1000.0, "{latency_us} us");
 }
@@ -94,12 +99,12 @@ fn gpu_touch_kernel_matches_the_cpu_reference() {
 #[test]
 fn gpu_latency_probe_launches_on_its_schedule_and_reports_latency() {
     let p = params(&[("interval_us", ParamValue::Float(1000.0))]);
-    let mut w = workload::build("probe.latency", &p, 1).unwrap();
-    w.prepare(Duration::from_millis(100)).unwrap();
+    let mut w = ok(workload::build("probe.latency", &p, 1));
+    ok(w.prepare(Duration::from_millis(100)));
     let start = Instant::now();
     let mut latencies = Vec::new();
     for _ in 0..200 {
-        let step = w.step().unwrap();
+        let step = ok(w.step());
         assert_eq!(step.items, 1);
         latencies.push(step.latency_s.unwrap());
     }
@@ -117,13 +122,13 @@ fn gpu_latency_probe_launches_on_its_schedule_and_reports_latency() {
 }
 
 fn run_steps(name: &str, p: &Params, n_steps: usize) -> (Vec<Duration>, u64, Option<u64>) {
-    let mut w = workload::build(name, p, 7).unwrap();
-    w.prepare(Duration::from_millis(300)).unwrap();
+    let mut w = ok(workload::build(name, p, 7));
+    ok(w.prepare(Duration::from_millis(300)));
     let mut times = Vec::new();
     let mut items = 0;
     for _ in 0..n_steps {
         let start = Instant::now();
-        let step = w.step().unwrap();
+        let step = ok(w.step());
         times.push(start.elapsed());
         items += step.items;
         assert_eq!(step.latency_s, None);
@@ -164,19 +169,22 @@ fn gpu_compute_and_memory_workloads_size_their_steps_to_step_ms() {
 
 #[test]
 fn gpu_monitor_samples_while_a_probe_runs() {
-    let handle = monitor::start(MonitorConfig {
+    let handle = ok(monitor::start(MonitorConfig {
         interval_ms: 50,
         gpu_index: 0,
-    })
-    .unwrap();
+    }));
     let p = params(&[("step_ms", ParamValue::Float(10.0))]);
-    let mut w = workload::build("probe.compute", &p, 3).unwrap();
-    w.prepare(Duration::from_millis(200)).unwrap();
+    let mut w = ok(workload::build("probe.compute", &p, 3));
+    ok(w.prepare(Duration::from_millis(200)));
     let window_start = Instant::now();
     let mut items = 0;
     while window_start.elapsed() < Duration::from_millis(2000) {
-        items += w.step().unwrap().items;
+        items += ok(w.step()).items;
     }
+    let window = (
+        handle.seconds_at(window_start),
+        handle.seconds_at(Instant::now()),
+    );
     let series = handle.stop();
     for note in &series.notes {
         println!(
@@ -184,8 +192,7 @@ fn gpu_monitor_samples_while_a_probe_runs() {
             note.metric, note.kind, note.count, note.message
         );
     }
-    let last_t = series.samples.last().unwrap().t_s;
-    let summary = monitor::summarize(&series, (last_t - 2.0, last_t));
+    let summary = monitor::summarize(&series, window);
     println!("{summary:?}");
     assert!(summary.n_samples >= 20, "{} samples", summary.n_samples);
     assert!(summary.mean_util_gpu_pct.unwrap() > 50.0);

@@ -40,6 +40,6 @@ pub enum ProbeError {
     Clock { gpu_index: usize, reason: String },
     #[error("sizing `{probe}`: {reason}")]
     Sizing { probe: &'static str, reason: String },
-    #[error("running `{probe}`: step called before prepare")]
+    #[error("running `{probe}` before its prepare")]
     NotPrepared { probe: &'static str },
 }

@@ -105,3 +105,63 @@ fn unavailable(name: &str) -> Result<Box<dyn Workload>, WorkloadError> {
         reason: "built without the cuda feature".to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{find, Availability};
+
+    #[test]
+    fn probes_are_registered_with_items_that_make_throughput_read_in_gflop_and_gb() {
+        for (name, item) in [
+            ("probe.compute", "GFLOP"),
+            ("probe.memory", "GB"),
+            ("probe.latency", "launches"),
+        ] {
+            let info = find(name).unwrap();
+            assert_eq!(info.item, item);
+            assert_eq!(info.device, crate::workload::Device::Gpu);
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn building_a_probe_checks_parameters_without_touching_a_gpu() {
+        assert_eq!(AVAILABILITY, Availability::Available);
+        let mut params = Params::default();
+        params
+            .0
+            .insert("step_ms".into(), crate::workload::ParamValue::Float(-1.0));
+        let err = crate::workload::build("probe.compute", &params, 0)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "reading parameter `step_ms` of `probe.compute`: must be a positive number, got -1"
+        );
+        // Building is pure (no CUDA context), so this works on a machine without a GPU;
+        // stepping before prepare is an error, not a crash.
+        let mut w = crate::workload::build("probe.memory", &Params::default(), 0).unwrap();
+        assert_eq!(w.memory_peak_bytes(), None);
+        assert_eq!(
+            w.step().unwrap_err().to_string(),
+            "running step 0 of `probe.memory`: running `probe.memory` before its prepare"
+        );
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn without_cuda_the_probes_say_why_they_cannot_run() {
+        let err = crate::workload::build("probe.latency", &Params::default(), 0)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "using workload `probe.latency`: built without the cuda feature"
+        );
+        assert_eq!(
+            AVAILABILITY,
+            Availability::Unavailable("built without the cuda feature")
+        );
+    }
+}
