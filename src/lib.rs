@@ -11,6 +11,7 @@ pub mod environment;
 pub mod gpu;
 pub mod isolation;
 pub mod metrics;
+pub mod monitor;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -7,6 +7,7 @@
 mod cpu_synthetic;
 mod error;
 mod params;
+pub mod probe;
 mod registry;
 
 pub use cpu_synthetic::CpuSynthetic;

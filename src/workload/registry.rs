@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CpuSynthetic, ParamInfo, Params, Workload, WorkloadError};
+use super::{probe, CpuSynthetic, ParamInfo, Params, Workload, WorkloadError};
 
 /// Where a workload does its work. Reports label CPU workloads so their figures are never
 /// read as GPU data.
@@ -22,9 +22,6 @@ pub enum Availability {
     Unavailable(&'static str),
 }
 
-/// Builds a workload from checked parameters and a seed.
-type BuildFn = fn(&Params, u64) -> Result<Box<dyn Workload>, WorkloadError>;
-
 /// A workload's description, parameters and constructor.
 pub struct WorkloadInfo {
     /// `family.model`, as written in scenario files.
@@ -38,15 +35,47 @@ pub struct WorkloadInfo {
     build: BuildFn,
 }
 
-static REGISTRY: &[WorkloadInfo] = &[WorkloadInfo {
-    name: "cpu.synthetic",
-    summary: "CPU test fixture: spins for a fixed time per step (never GPU data)",
-    item: "steps",
-    device: Device::Cpu,
-    params: CpuSynthetic::PARAMS,
-    availability: Availability::Available,
-    build: CpuSynthetic::build,
-}];
+/// A workload's constructor: validated parameters and the tenant's seed in, workload out.
+type BuildFn = fn(&Params, u64) -> Result<Box<dyn Workload>, WorkloadError>;
+
+static REGISTRY: &[WorkloadInfo] = &[
+    WorkloadInfo {
+        name: "probe.compute",
+        summary: "FP32 FMA-bound kernel filling every SM; throughput in GFLOP/s",
+        item: "GFLOP",
+        device: Device::Gpu,
+        params: probe::COMPUTE_PARAMS,
+        availability: probe::AVAILABILITY,
+        build: probe::build_compute,
+    },
+    WorkloadInfo {
+        name: "probe.memory",
+        summary: "bandwidth-bound copy kernel; throughput in GB/s, bytes read plus written",
+        item: "GB",
+        device: Device::Gpu,
+        params: probe::MEMORY_PARAMS,
+        availability: probe::AVAILABILITY,
+        build: probe::build_memory,
+    },
+    WorkloadInfo {
+        name: "probe.latency",
+        summary: "one-warp kernel at a fixed interval; latency from intended launch to completion",
+        item: "launches",
+        device: Device::Gpu,
+        params: probe::LATENCY_PARAMS,
+        availability: probe::AVAILABILITY,
+        build: probe::build_latency,
+    },
+    WorkloadInfo {
+        name: "cpu.synthetic",
+        summary: "CPU test fixture: spins for a fixed time per step (never GPU data)",
+        item: "steps",
+        device: Device::Cpu,
+        params: CpuSynthetic::PARAMS,
+        availability: Availability::Available,
+        build: CpuSynthetic::build,
+    },
+];
 
 /// Every workload, in the order `gpushare list` shows them.
 pub fn registry() -> &'static [WorkloadInfo] {

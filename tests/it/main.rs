@@ -2,6 +2,7 @@
 
 mod common;
 mod gpu_configs;
+mod gpu_probes;
 mod gpu_sharing;
 mod pipeline;
 mod scenarios;

@@ -1,0 +1,42 @@
+//! The GPU monitor: samples NVML on its own thread while a run's tenants work, summarizes
+//! a measurement window (utilization, clock, power, energy, throttling), and renders a
+//! sample for Prometheus.
+//!
+//! It must not block the runner: sampling happens on a plain OS thread, never on the
+//! async runtime, and starting is the only fallible step. Once running, a metric that
+//! cannot be read is absent from samples and said once in the series' notes.
+//!
+//! NVML sits behind [`GpuSource`], so the sampler, the "said once" notes and the
+//! summaries are tested with [`SyntheticSource`] on machines without a GPU.
+
+mod error;
+#[cfg(feature = "cuda")]
+mod nvml;
+pub mod prometheus;
+mod sampler;
+mod series;
+mod summary;
+mod synthetic;
+
+pub use error::MonitorError;
+#[cfg(feature = "cuda")]
+pub use nvml::{throttle_reason_names, NvmlSource};
+pub use sampler::{
+    start_with_source, thread_cpu_s, GpuSource, MonitorConfig, MonitorHandle, Reading,
+};
+pub use series::{Missing, MonitorSeries, Note, NoteKind, ProcessSample, Sample};
+pub use summary::{energy_per_item_j, summarize, EnergySource, MonitorSummary};
+pub use synthetic::SyntheticSource;
+
+/// Starts sampling GPU `config.gpu_index` through NVML every `config.interval_ms`.
+pub fn start(config: MonitorConfig) -> Result<MonitorHandle, MonitorError> {
+    #[cfg(feature = "cuda")]
+    return start_with_source(config, Box::new(NvmlSource::open(config.gpu_index)?));
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = config;
+        Err(MonitorError::Unavailable {
+            reason: "built without the cuda feature",
+        })
+    }
+}
