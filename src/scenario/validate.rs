@@ -409,11 +409,19 @@ impl Checker<'_> {
             Ok(info) => Some(info),
             Err(_) => {
                 let known: Vec<&str> = workload::registry().iter().map(|w| w.name).collect();
+                // The closest name, when it is close: a typo rather than another workload.
+                let suggestion = known
+                    .iter()
+                    .map(|k| (strsim::jaro_winkler(k, workload_name), k))
+                    .filter(|(score, _)| *score > 0.8)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, k)| format!(" (did you mean {k:?}?)"))
+                    .unwrap_or_default();
                 self.problem(
                     spec.workload.span(),
                     field("workload"),
                     format!(
-                        "unknown workload {workload_name:?}; known: {}",
+                        "unknown workload {workload_name:?}{suggestion}; known: {}",
                         known.join(", ")
                     ),
                 );

@@ -66,7 +66,7 @@ fn validate_command_accepts_shipped_files_and_rejects_a_broken_one_with_its_loca
     let err = stderr(&out);
     assert!(
         err.contains(&format!(
-            "{}:6:12: `tenants[0].workload`: unknown workload \"cpu.synth\"; known: cpu.synthetic, probe.compute",
+            "{}:6:12: `tenants[0].workload`: unknown workload \"cpu.synth\" (did you mean \"cpu.synthetic\"?); known: ",
             bad.display()
         )),
         "{err}"
