@@ -94,6 +94,7 @@ params = {{ step_ms = {STEP_MS} }}
                 isolation: &isolation,
                 out_dir: out.path().to_path_buf(),
                 flush_interval_ms: 100,
+                monitor: None,
             },
             &Progress::hidden(),
         ))

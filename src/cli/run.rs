@@ -5,6 +5,7 @@ use clap::Args;
 
 use super::{exit, CliError};
 use crate::isolation::ProcessIsolation;
+use crate::monitor::MonitorConfig;
 use crate::report::{self, store, Format};
 use crate::runner::{self, Progress, StudyInput};
 use crate::scenario::{self, Plan};
@@ -35,6 +36,10 @@ pub struct RunArgs {
     /// How often workers send their samples, in milliseconds.
     #[arg(long, default_value_t = 100, hide = true)]
     pub flush_interval_ms: u64,
+    /// How often the GPU monitor samples NVML during runs with GPU tenants, in
+    /// milliseconds; 0 turns it off.
+    #[arg(long, default_value_t = 100)]
+    pub monitor_interval_ms: u64,
 }
 
 /// Seconds from `30s`, `500ms`, `2m` (humantime) or a plain number of seconds.
@@ -102,6 +107,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             isolation: &isolation,
             out_dir: out_dir.clone(),
             flush_interval_ms: args.flush_interval_ms,
+            monitor: (args.monitor_interval_ms > 0).then_some(MonitorConfig {
+                interval_ms: args.monitor_interval_ms,
+                gpu_index: 0,
+            }),
         },
         &progress,
     ))?;

@@ -10,7 +10,8 @@ use super::sharing::{normalized_progress, SharingFigures};
 use super::stats::Estimate;
 use super::throughput::TenantFigures;
 use super::validity::{check_run, FailedCheck, Verdict};
-use crate::report::schema::{RunStatus, Study};
+use crate::monitor::{energy_per_item_j, summarize, MonitorSummary};
+use crate::report::schema::{RunRecord, RunStatus, Study};
 use crate::sharing::ModeSetting;
 use crate::workload::Device;
 
@@ -34,7 +35,23 @@ pub struct RunAnalysis {
     /// STP, ANTT and fairness; only for shared runs with a baseline for every tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sharing: Option<SharingFigures>,
+    /// GPU figures over each measured window, when a monitor ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu: Vec<WindowGpu>,
+    /// Energy the tenants would have used alone for the items they completed here (from
+    /// their exclusive joules per item) over the energy this shared window used. Above 1,
+    /// sharing saved energy (unitless).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_gain: Option<f64>,
     pub verdict: Verdict,
+}
+
+/// The GPU over one measured window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowGpu {
+    /// The tenants measured in the window.
+    pub tenants: Vec<String>,
+    pub summary: MonitorSummary,
 }
 
 /// A mode and configuration across repetitions, from its VALID runs.
@@ -51,6 +68,18 @@ pub struct GroupAnalysis {
     pub antt: Option<Estimate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fairness: Option<Estimate>,
+    /// Mean GPU utilization over the measured windows, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub util_gpu_pct: Option<Estimate>,
+    /// Mean board power over the measured windows, in watts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_w: Option<Estimate>,
+    /// See [`RunAnalysis::energy_gain`] (unitless).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_gain: Option<Estimate>,
+    /// Clock throttle reasons NVML reported in any window (idle excluded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throttling_seen: Vec<String>,
 }
 
 /// One tenant across a group's VALID runs.
@@ -75,6 +104,9 @@ pub struct TenantGroup {
     /// SLO attainment, share of samples within target, from 0 to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_attainment: Option<Estimate>,
+    /// GPU energy per item while the tenant ran alone, in joules per item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_per_item_j: Option<Estimate>,
 }
 
 /// Analyzes a study. Pure: reads only the records.
@@ -95,6 +127,16 @@ pub fn analyze(study: &Study) -> Analysis {
                     TenantFigures::of(t, slo)
                 })
                 .collect();
+            let mut tenants = tenants;
+            let gpu = window_gpu(run);
+            for window in &gpu {
+                // Energy per item is the tenant's own only when it had the GPU alone.
+                if let [name] = window.tenants.as_slice() {
+                    if let Some(t) = tenants.iter_mut().find(|t| &t.name == name) {
+                        t.energy_per_item_j = energy_per_item_j(&window.summary, t.items as f64);
+                    }
+                }
+            }
             let failed = check_run(run, &tenants, settings);
             RunAnalysis {
                 id: run.id.clone(),
@@ -104,12 +146,15 @@ pub fn analyze(study: &Study) -> Analysis {
                 status: run.status,
                 tenants,
                 sharing: None,
+                gpu,
+                energy_gain: None,
                 verdict: Verdict::from_checks(failed),
             }
         })
         .collect();
 
-    let baseline = baselines(&runs);
+    let baseline = baselines(&runs, |t| Some(t.throughput_items_per_s));
+    let energy_baseline = baselines(&runs, |t| t.energy_per_item_j);
     for run in &mut runs {
         let mut missing = vec![];
         for t in &mut run.tenants {
@@ -124,6 +169,7 @@ pub fn analyze(study: &Study) -> Analysis {
         if missing.is_empty() {
             let np: Vec<f64> = run.tenants.iter().filter_map(|t| t.np).collect();
             run.sharing = Some(SharingFigures::of(&np));
+            run.energy_gain = energy_gain(run, &energy_baseline);
         } else {
             for name in missing {
                 run.verdict.failed.push(FailedCheck {
@@ -139,18 +185,50 @@ pub fn analyze(study: &Study) -> Analysis {
     Analysis { runs, groups }
 }
 
-/// Each tenant's mean throughput alone, per configuration, from VALID exclusive runs.
-fn baselines(runs: &[RunAnalysis]) -> BTreeMap<(usize, String), f64> {
+/// The GPU summary of each measured window of a run.
+fn window_gpu(run: &RunRecord) -> Vec<WindowGpu> {
+    let Some(series) = &run.monitor else {
+        return vec![];
+    };
+    run.windows
+        .iter()
+        .map(|w| WindowGpu {
+            tenants: w.tenants.clone(),
+            summary: summarize(series, (w.start_s, w.end_s)),
+        })
+        .collect()
+}
+
+/// Energy alone for the same items over energy shared; see [`RunAnalysis::energy_gain`].
+fn energy_gain(
+    run: &RunAnalysis,
+    alone_j_per_item: &BTreeMap<(usize, String), f64>,
+) -> Option<f64> {
+    let shared_j = run.gpu.first()?.summary.energy_j?;
+    let mut alone_j = 0.0;
+    for t in &run.tenants {
+        alone_j += alone_j_per_item.get(&(run.config_idx, t.name.clone()))? * t.items as f64;
+    }
+    (shared_j > 0.0).then(|| alone_j / shared_j)
+}
+
+/// Each tenant's mean figure alone, per configuration, from VALID exclusive runs.
+fn baselines(
+    runs: &[RunAnalysis],
+    figure: fn(&TenantFigures) -> Option<f64>,
+) -> BTreeMap<(usize, String), f64> {
     let mut values: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
     for run in runs
         .iter()
         .filter(|r| r.mode == ModeSetting::Exclusive && r.verdict.valid)
     {
         for t in &run.tenants {
-            values
-                .entry((run.config_idx, t.name.clone()))
-                .or_default()
-                .push(t.throughput_items_per_s);
+            if let Some(v) = figure(t) {
+                values
+                    .entry((run.config_idx, t.name.clone()))
+                    .or_default()
+                    .push(v);
+            }
         }
     }
     values
@@ -204,6 +282,7 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
                         p50_ms: of(&|t| tail(t).map(|s| s.p50_ms)),
                         p99_ms: of(&|t| tail(t).map(|s| s.p99_ms)),
                         slo_attainment: of(&|t| t.slo.map(|s| s.attainment)),
+                        energy_per_item_j: of(&|t| t.energy_per_item_j),
                     }
                 })
                 .collect();
@@ -215,7 +294,26 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
                     .collect();
                 Estimate::of(&values)
             };
+            let windows: Vec<&MonitorSummary> = valid
+                .iter()
+                .flat_map(|r| r.gpu.iter().map(|w| &w.summary))
+                .collect();
+            let gpu = |f: fn(&MonitorSummary) -> Option<f64>| {
+                let values: Vec<f64> = windows.iter().filter_map(|s| f(s)).collect();
+                Estimate::of(&values)
+            };
+            let mut throttling_seen: Vec<String> = vec![];
+            for reason in windows.iter().flat_map(|s| &s.throttling_seen) {
+                if !throttling_seen.contains(reason) {
+                    throttling_seen.push(reason.clone());
+                }
+            }
+            let gains: Vec<f64> = valid.iter().filter_map(|r| r.energy_gain).collect();
             GroupAnalysis {
+                util_gpu_pct: gpu(|s| s.mean_util_gpu_pct),
+                power_w: gpu(|s| s.mean_power_w),
+                energy_gain: Estimate::of(&gains),
+                throttling_seen,
                 n_runs: members.len(),
                 n_valid: valid.len(),
                 tenants,
@@ -227,4 +325,154 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::monitor::{MonitorSeries, Sample};
+    use crate::report::schema::{RunRecord, Samples, TenantRecord, WindowRecord};
+    use crate::scenario::{self, Plan};
+    use crate::worker::protocol::WorkerSummary;
+
+    const SCENARIO: &str = r#"name = "energy"
+[run]
+duration_s = 1.0
+repetitions = 1
+min_samples = 10
+[[modes]]
+mode = "time-slicing"
+[[tenants]]
+name = "a"
+workload = "cpu.synthetic"
+[[tenants]]
+name = "b"
+workload = "cpu.synthetic"
+"#;
+
+    /// A tenant that completed `steps` steps of one item evenly over a 1 s window.
+    fn tenant(name: &str, steps: usize) -> TenantRecord {
+        let end_s: Vec<f64> = (1..=steps).map(|i| i as f64 / steps as f64).collect();
+        TenantRecord {
+            name: name.into(),
+            workload: "cpu.synthetic".into(),
+            device: Device::Gpu,
+            item: "steps".into(),
+            seed: 0,
+            prepare_s: None,
+            samples: Samples {
+                step_s: vec![1.0 / steps as f64; steps],
+                items: vec![1; steps],
+                end_s,
+                latency_s: vec![],
+            },
+            summary: Some(WorkerSummary {
+                window_s: 1.0,
+                steps: steps as u64,
+                items: steps as u64,
+                memory_peak_bytes: None,
+            }),
+            exit: None,
+            error: None,
+        }
+    }
+
+    /// A monitor series whose energy counter grows at `watts` from t = 0 to 10 s.
+    fn series(watts: f64) -> MonitorSeries {
+        MonitorSeries {
+            samples: (0..=100)
+                .map(|i| Sample {
+                    t_s: i as f64 * 0.1,
+                    util_gpu_pct: Some(50),
+                    power_w: Some(watts),
+                    energy_mj: Some((watts * i as f64 * 100.0) as u64),
+                    ..Sample::default()
+                })
+                .collect(),
+            ..MonitorSeries::default()
+        }
+    }
+
+    fn run(
+        id: &str,
+        mode: ModeSetting,
+        tenants: Vec<TenantRecord>,
+        windows: Vec<WindowRecord>,
+        watts: f64,
+    ) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            config_idx: 0,
+            mode,
+            repetition: 0,
+            status: RunStatus::Completed,
+            failure: None,
+            mode_record: Default::default(),
+            started_s: 0.0,
+            elapsed_s: 1.0,
+            tenants,
+            monitor: Some(series(watts)),
+            monitor_note: None,
+            windows,
+        }
+    }
+
+    fn window(tenants: &[&str], start_s: f64) -> WindowRecord {
+        WindowRecord {
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            start_s,
+            end_s: start_s + 1.0,
+        }
+    }
+
+    #[test]
+    fn energy_per_item_alone_and_the_energy_gain_of_sharing() {
+        let scenario = scenario::parse(Path::new("s.toml"), SCENARIO).unwrap();
+        let plan = Plan::expand(&scenario);
+        let study = Study {
+            schema_version: 1,
+            scenario_source: SCENARIO.into(),
+            scenario_path: "s.toml".into(),
+            environment: Default::default(),
+            started_at: String::new(),
+            finished_at: None,
+            interrupted: false,
+            analysis: None,
+            runs: vec![
+                // Alone, each tenant does 100 items in 1 s at 200 W: 2 J per item.
+                run(
+                    "exclusive/c0/r0",
+                    ModeSetting::Exclusive,
+                    vec![tenant("a", 100), tenant("b", 100)],
+                    vec![window(&["a"], 1.0), window(&["b"], 3.0)],
+                    200.0,
+                ),
+                // Shared, each does 60 items in 1 s at 300 W: 300 J for work that alone
+                // would have cost 2 x 60 x 2 J = 240 J.
+                run(
+                    "time-slicing/c0/r0",
+                    ModeSetting::TimeSlicing,
+                    vec![tenant("a", 60), tenant("b", 60)],
+                    vec![window(&["a", "b"], 1.0)],
+                    300.0,
+                ),
+            ],
+            scenario,
+            plan,
+        };
+        let analysis = analyze(&study);
+        let alone = &analysis.runs[0];
+        for t in &alone.tenants {
+            assert!((t.energy_per_item_j.unwrap() - 2.0).abs() < 1e-9, "{t:?}");
+        }
+        let shared = &analysis.runs[1];
+        assert!((shared.gpu[0].summary.energy_j.unwrap() - 300.0).abs() < 1e-6);
+        assert!((shared.energy_gain.unwrap() - 0.8).abs() < 1e-9);
+        assert!((shared.sharing.unwrap().stp - 1.2).abs() < 1e-9);
+        let group = &analysis.groups[1];
+        assert_eq!(group.util_gpu_pct.unwrap().mean, 50.0);
+        assert_eq!(group.power_w.unwrap().mean, 300.0);
+    }
 }

@@ -11,7 +11,7 @@ pub mod stats;
 pub mod throughput;
 pub mod validity;
 
-pub use analysis::{analyze, Analysis, GroupAnalysis, RunAnalysis, TenantGroup};
+pub use analysis::{analyze, Analysis, GroupAnalysis, RunAnalysis, TenantGroup, WindowGpu};
 pub use latency::LatencySummary;
 pub use sharing::SharingFigures;
 pub use stats::Estimate;

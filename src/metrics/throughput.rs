@@ -23,6 +23,8 @@ pub struct TenantFigures {
     pub throughput_items_per_s: f64,
     /// Steps completed in the window.
     pub steps: u64,
+    /// Items completed in the window.
+    pub items: u64,
     /// The measured window, in seconds.
     pub window_s: f64,
     /// From Go to the end of the last completed step, in seconds.
@@ -43,6 +45,9 @@ pub struct TenantFigures {
     /// Peak device memory, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_peak_bytes: Option<u64>,
+    /// GPU energy per item when the tenant had the GPU alone, in joules per item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_per_item_j: Option<f64>,
 }
 
 /// How a tenant fared against its latency objective.
@@ -109,6 +114,7 @@ impl TenantFigures {
             item: record.item.clone(),
             throughput_items_per_s,
             steps,
+            items,
             window_s,
             measured_span_s,
             windowed_cv: windowed_cv(&samples.end_s, &samples.items, window_s),
@@ -117,6 +123,7 @@ impl TenantFigures {
             slo,
             np: None,
             memory_peak_bytes: record.summary.as_ref().and_then(|s| s.memory_peak_bytes),
+            energy_per_item_j: None,
         }
     }
 }

@@ -130,6 +130,7 @@ mod tests {
             item: "steps".into(),
             throughput_items_per_s: 1.0,
             steps,
+            items: steps,
             window_s: 10.0,
             measured_span_s: span,
             windowed_cv: 0.0,
@@ -138,6 +139,7 @@ mod tests {
             slo: None,
             np: None,
             memory_peak_bytes: None,
+            energy_per_item_j: None,
         }
     }
 
@@ -153,6 +155,9 @@ mod tests {
             started_s: 0.0,
             elapsed_s: 1.0,
             tenants: vec![],
+            monitor: None,
+            monitor_note: None,
+            windows: vec![],
         }
     }
 

@@ -12,6 +12,6 @@ pub enum MonitorError {
     Device { gpu_index: u32, reason: String },
     #[error("sampling every {interval_ms} ms: the interval must be at least 1 ms")]
     Interval { interval_ms: u64 },
-    #[error("starting the monitor's sampler thread: {source}")]
+    #[error("starting the monitor's sampler thread")]
     Spawn { source: std::io::Error },
 }

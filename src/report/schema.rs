@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
 use crate::metrics::Analysis;
+use crate::monitor::MonitorSeries;
 use crate::scenario::{Plan, Scenario};
 use crate::sharing::{ModeRecord, ModeSetting};
 use crate::worker::protocol::{StepSample, WorkerSummary};
@@ -33,8 +34,10 @@ pub struct Study {
     /// True when SIGINT or SIGTERM cut the study short.
     pub interrupted: bool,
     pub runs: Vec<RunRecord>,
-    /// Figures computed from the runs when the study was written (reports recompute them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Figures computed from the runs when the study was written, for other tools.
+    /// gpushare never reads them back: reports recompute every figure from the records,
+    /// so a study written by an older version renders with today's metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub analysis: Option<Analysis>,
 }
 
@@ -69,6 +72,27 @@ pub struct RunRecord {
     /// How long the run took, set-up and teardown included, in seconds.
     pub elapsed_s: f64,
     pub tenants: Vec<TenantRecord>,
+    /// GPU samples taken through NVML during the run, when a monitor ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorSeries>,
+    /// Why no GPU samples were taken although the run has GPU tenants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_note: Option<String>,
+    /// The measured windows in the monitor series' time: one for a shared run, one per
+    /// tenant for an exclusive run. Empty without a monitor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<WindowRecord>,
+}
+
+/// A measured window: which tenants ran in it and when, for GPU summaries over it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    /// Names of the tenants measured in this window.
+    pub tenants: Vec<String>,
+    /// Go, in seconds since the monitor started.
+    pub start_s: f64,
+    /// Stop, in seconds since the monitor started.
+    pub end_s: f64,
 }
 
 /// One tenant instance in one run.

@@ -14,17 +14,17 @@ pub const RUN_FILE: &str = "run.json";
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("parsing {path}: {source}")]
+    #[error("parsing {path}")]
     Parse {
         path: PathBuf,
         source: serde_json::Error,

@@ -67,6 +67,30 @@ pub fn render(study: &Study, analysis: &Analysis, style: TextStyle) -> String {
     );
     out.push_str(&table(sharing_rows(study, analysis), style));
 
+    for group in analysis
+        .groups
+        .iter()
+        .filter(|g| !g.throttling_seen.is_empty())
+    {
+        out.push_str(&format!(
+            "{} c{}: the GPU reported clock throttling: {}\n",
+            group.mode,
+            group.config_idx,
+            group.throttling_seen.join(", ")
+        ));
+    }
+    let unmonitored: Vec<&str> = study
+        .runs
+        .iter()
+        .filter_map(|r| r.monitor_note.as_deref())
+        .collect();
+    if let Some(note) = unmonitored.first() {
+        out.push_str(&format!(
+            "No GPU samples in {} run(s): {note}\n",
+            unmonitored.len()
+        ));
+    }
+
     heading(&mut out, "Runs");
     out.push_str(&table(run_rows(analysis), style));
 
@@ -128,6 +152,7 @@ fn tenant_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
         "P50 ms".into(),
         "P99 ms".into(),
         "SLO attained".into(),
+        "J/item alone".into(),
     ]];
     for group in &analysis.groups {
         for t in &group.tenants {
@@ -152,6 +177,7 @@ fn tenant_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
                 t.slo_attainment
                     .as_ref()
                     .map_or("-".to_string(), |e| format!("{:.1}%", e.mean * 100.0)),
+                mean(t.energy_per_item_j.as_ref()),
             ]);
         }
     }
@@ -165,6 +191,9 @@ fn sharing_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
         "STP".into(),
         "ANTT".into(),
         "fairness".into(),
+        "GPU util %".into(),
+        "power W".into(),
+        "energy gain".into(),
         "VALID runs".into(),
     ]];
     for group in &analysis.groups {
@@ -174,6 +203,9 @@ fn sharing_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
             estimate(group.stp.as_ref()),
             estimate(group.antt.as_ref()),
             estimate(group.fairness.as_ref()),
+            mean(group.util_gpu_pct.as_ref()),
+            mean(group.power_w.as_ref()),
+            estimate(group.energy_gain.as_ref()),
             format!("{}/{}", group.n_valid, group.n_runs),
         ]);
     }

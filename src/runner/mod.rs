@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::environment::Environment;
 use crate::isolation::{Isolation, IsolationError};
 use crate::metrics;
+use crate::monitor::MonitorConfig;
 use crate::report::schema::{RunStatus, Study, SCHEMA_VERSION};
 use crate::report::store::{self, StoreError};
 use crate::scenario::{Plan, Scenario};
@@ -30,7 +31,7 @@ use crate::scenario::{Plan, Scenario};
 pub enum RunnerError {
     #[error(transparent)]
     Isolation(#[from] IsolationError),
-    #[error("starting the worker for tenant `{tenant}`: {source}")]
+    #[error("starting the worker for tenant `{tenant}`")]
     Spawn {
         tenant: String,
         source: std::io::Error,
@@ -52,6 +53,8 @@ pub struct StudyInput<'a> {
     pub out_dir: PathBuf,
     /// How often workers send their samples, in milliseconds.
     pub flush_interval_ms: u64,
+    /// GPU sampling for runs with GPU tenants; `None` samples nothing.
+    pub monitor: Option<MonitorConfig>,
 }
 
 /// Runs every planned run in order and returns the study, also written to
@@ -78,6 +81,7 @@ pub async fn run_study(input: StudyInput<'_>, progress: &Progress) -> Result<Stu
         interrupt: interrupt.clone(),
         study_start: Instant::now(),
         flush_interval_ms: input.flush_interval_ms,
+        monitor: input.monitor,
     };
     let path = input.out_dir.join(store::RUN_FILE);
     store::write_study(&path, &study)?;

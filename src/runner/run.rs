@@ -9,8 +9,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::sleep_until;
 
 use super::worker_process::{Event, EventKind, WorkerProcess};
+use crate::gpu;
 use crate::isolation::Isolation;
-use crate::report::schema::{RunRecord, RunStatus, Samples, TenantRecord};
+use crate::monitor::{self, MonitorConfig};
+use crate::report::schema::{RunRecord, RunStatus, Samples, TenantRecord, WindowRecord};
 use crate::scenario::{Plan, PlannedRun, Scenario, TenantInstance};
 use crate::sharing::{self, ModeContext, ModeGuard, WorkerSharing};
 use crate::worker::protocol::{FromWorker, ToWorker, WorkerSpec, VERSION};
@@ -28,6 +30,8 @@ pub struct RunContext<'a> {
     pub study_start: Instant,
     /// How often workers send their samples, in milliseconds.
     pub flush_interval_ms: u64,
+    /// GPU sampling for runs with GPU tenants; `None` samples nothing.
+    pub monitor: Option<MonitorConfig>,
 }
 
 /// Why a group of workers stopped early.
@@ -55,7 +59,25 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
             .iter()
             .map(|t| empty_record(t, Plan::seed(ctx.scenario.run.seed, t, run.repetition)))
             .collect(),
+        monitor: None,
+        monitor_note: None,
+        windows: vec![],
     };
+    let has_gpu_tenant = record
+        .tenants
+        .iter()
+        .any(|t| t.device == workload::Device::Gpu);
+    let sampler = match ctx.monitor {
+        Some(cfg) if has_gpu_tenant => match monitor::start(cfg) {
+            Ok(handle) => Some(handle),
+            Err(err) => {
+                record.monitor_note = Some(gpu::error_chain(&err));
+                None
+            }
+        },
+        _ => None,
+    };
+    let mut windows: Vec<(Vec<String>, Instant, Instant)> = vec![];
     let context = ModeContext {
         gpu_index: 0,
         run_id: run.id.clone(),
@@ -76,7 +98,7 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
         Ok(guard) => guard,
         Err(err) => {
             record.status = RunStatus::Failed;
-            record.failure = Some(err.to_string());
+            record.failure = Some(gpu::error_chain(&err));
             record.elapsed_s = started.elapsed().as_secs_f64();
             return record;
         }
@@ -89,7 +111,15 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
         (0..config.tenants.len()).map(|i| vec![i]).collect()
     };
     for group in groups {
-        if let Err(stopped) = measure(ctx, run, &group, guard.as_ref(), &mut record.tenants).await {
+        let outcome = measure(ctx, run, &group, guard.as_ref(), &mut record.tenants).await;
+        if let Some((go, stop)) = outcome.window {
+            let names = group
+                .iter()
+                .map(|&i| record.tenants[i].name.clone())
+                .collect();
+            windows.push((names, go, stop));
+        }
+        if let Err(stopped) = outcome.result {
             record.status = stopped.status;
             let mut reason = stopped.reason;
             if let Some(context) = guard.failure_context() {
@@ -100,7 +130,7 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
         }
     }
     if let Err(err) = tokio::task::block_in_place(|| guard.exit()) {
-        let reason = err.to_string();
+        let reason = gpu::error_chain(&err);
         record.failure = Some(match record.failure.take() {
             Some(first) => format!("{first}; then {reason}"),
             None => reason,
@@ -109,8 +139,27 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
             record.status = RunStatus::Failed;
         }
     }
+    if let Some(sampler) = sampler {
+        record.windows = windows
+            .into_iter()
+            .map(|(tenants, go, stop)| WindowRecord {
+                tenants,
+                start_s: sampler.seconds_at(go),
+                end_s: sampler.seconds_at(stop),
+            })
+            .collect();
+        // Joins the sampler thread after one last sample: milliseconds.
+        record.monitor = Some(tokio::task::block_in_place(|| sampler.stop()));
+    }
     record.elapsed_s = started.elapsed().as_secs_f64();
     record
+}
+
+/// How one group's measurement went, and when its window was, if it got that far.
+struct Measured {
+    result: Result<(), Stopped>,
+    /// When Go was sent and when the window ended.
+    window: Option<(Instant, Instant)>,
 }
 
 fn empty_record(t: &TenantInstance, seed: u64) -> TenantRecord {
@@ -157,6 +206,19 @@ async fn measure(
     group: &[usize],
     guard: &dyn ModeGuard,
     records: &mut [TenantRecord],
+) -> Measured {
+    let mut window = None;
+    let result = measure_group(ctx, run, group, guard, records, &mut window).await;
+    Measured { result, window }
+}
+
+async fn measure_group(
+    ctx: &mut RunContext<'_>,
+    run: &PlannedRun,
+    group: &[usize],
+    guard: &dyn ModeGuard,
+    records: &mut [TenantRecord],
+    window: &mut Option<(Instant, Instant)>,
 ) -> Result<(), Stopped> {
     let settings = &ctx.scenario.run;
     let config = ctx.plan.config(run);
@@ -180,8 +242,8 @@ async fn measure(
         let started = match guard.tenant_env(tenant_idx) {
             Ok(env) => WorkerProcess::spawn(ctx.isolation, worker_idx, spec, &env, tx.clone())
                 .await
-                .map_err(|e| e.to_string()),
-            Err(err) => Err(err.to_string()),
+                .map_err(|e| gpu::error_chain(&e)),
+            Err(err) => Err(gpu::error_chain(&err)),
         };
         match started {
             Ok(worker) => {
@@ -224,15 +286,21 @@ async fn measure(
             .phases
             .iter_mut()
             .for_each(|p| *p = Phase::Measuring);
+        let go = Instant::now();
         let window_end = tokio::time::Instant::now() + secs(settings.duration_s);
-        loop {
+        let ended = loop {
             tokio::select! {
-                event = rx.recv() => session.handle(event)?,
-                _ = sleep_until(window_end) => break,
-                _ = ctx.interrupt.changed() => return Err(INTERRUPTED.to_string()),
+                event = rx.recv() => {
+                    if let Err(err) = session.handle(event) {
+                        break Err(err);
+                    }
+                }
+                _ = sleep_until(window_end) => break Ok(()),
+                _ = ctx.interrupt.changed() => break Err(INTERRUPTED.to_string()),
             }
-        }
-        Ok(())
+        };
+        *window = Some((go, Instant::now()));
+        ended
     }
     .await;
 

@@ -6,7 +6,7 @@ use thiserror::Error;
 /// Errors from reading, validating or planning a scenario.
 #[derive(Debug, Error)]
 pub enum ScenarioError {
-    #[error("reading scenario {path}: {source}")]
+    #[error("reading scenario {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -123,6 +123,6 @@ fn report_of_a_missing_study_says_which_file() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out).trim(),
-        "error: reading /nonexistent/study: No such file or directory (os error 2): No such file or directory (os error 2)"
+        "error: reading /nonexistent/study: No such file or directory (os error 2)"
     );
 }
