@@ -2,8 +2,13 @@
 //! default scenario work from any directory. The files in `scenarios/` are the source.
 
 /// Name (file stem) and text of each shipped scenario.
-pub const SHIPPED: &[(&str, &str)] =
-    &[("smoke-cpu", include_str!("../../scenarios/smoke-cpu.toml"))];
+pub const SHIPPED: &[(&str, &str)] = &[
+    (
+        "probes-sharing",
+        include_str!("../../scenarios/probes-sharing.toml"),
+    ),
+    ("smoke-cpu", include_str!("../../scenarios/smoke-cpu.toml")),
+];
 
 /// The text of a shipped scenario by name, with or without `.toml`.
 pub fn find(name: &str) -> Option<&'static str> {

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Checks gpushare on a GPU machine: the gpu_* tests (sharing modes with a real MPS
+# daemon, probes against their CPU references and ratio goals, the NVML monitor), the
+# probe, monitor and harness benches, `gpushare doctor`, and the shipped probes-sharing
+# study through the real runner. Prints a short summary.
+#
+# The GPU machine has no Rust toolchain, so this works in two halves:
+#
+#   scripts/gpu-check.sh build   # development machine, repository root: release test and
+#                                # bench executables and gpushare, stripped, into
+#                                # target/gpu-check/ (about 40 MB)
+#   scripts/gpu-check.sh run     # GPU machine, repository root, carrying target/gpu-check
+#
+# `run` changes no GPU setting. MPS daemons are started only by the tests and the study,
+# in private directories, and any left behind are quit and then killed by pid. Full logs
+# and the study's results go to $OUT (else target/gpu-check/logs).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bundle=target/gpu-check
+
+die() {
+    echo "gpu-check: $*" >&2
+    exit 1
+}
+
+# Copies the executables cargo reports building (JSON messages on stdin) as NAME-KIND.
+collect() {
+    python3 -c '
+import json, shutil, sys
+for line in sys.stdin:
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        continue
+    exe = msg.get("executable") if msg.get("reason") == "compiler-artifact" else None
+    kind = msg.get("target", {}).get("kind", [""])[0]
+    if exe and kind != "bin":
+        shutil.copy(exe, sys.argv[1] + "/" + msg["target"]["name"] + "-" + kind)
+' "$bundle"
+}
+
+build() {
+    rm -rf "$bundle"
+    mkdir -p "$bundle"
+    cargo test --release --no-run --test it --message-format=json | collect
+    cargo bench --no-run --message-format=json | collect
+    # Last, so no other profile's build of the binary can replace it.
+    cargo build --release --bin gpushare
+    cp target/release/gpushare "$bundle/gpushare-bin"
+    strip --strip-debug "$bundle"/*
+    du -sh "$bundle"
+    ls "$bundle"
+}
+
+# Pids of MPS control daemons and servers, by argv[0] (comm is cut to 15 bytes).
+mps_pids() {
+    local proc arg0
+    for proc in /proc/[0-9]*; do
+        arg0=$(tr '\0' '\n' 2>/dev/null <"$proc/cmdline" | head -n 1) || continue
+        case "${arg0##*/}" in
+            nvidia-cuda-mps-control | nvidia-cuda-mps-server) echo "${proc#/proc/}" ;;
+        esac
+    done
+}
+
+# Quits, then kills, MPS processes started from private gpushare directories.
+cleanup_mps() {
+    local pid pipe
+    for pid in $(mps_pids); do
+        pipe=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | sed -n 's/^CUDA_MPS_PIPE_DIRECTORY=//p') || continue
+        case "$pipe" in
+            */gpushare-mps-* | */gs-foreign-*)
+                echo quit | CUDA_MPS_PIPE_DIRECTORY=$pipe nvidia-cuda-mps-control >/dev/null 2>&1 || true
+                sleep 3
+                kill -9 "$pid" 2>/dev/null || true
+                echo "gpu-check: cleaned up MPS process $pid ($pipe)" >&2
+                ;;
+        esac
+    done
+}
+
+run() {
+    [ -x "$bundle/gpushare-bin" ] || die "no $bundle/gpushare-bin: run '$0 build' on the development machine"
+    local logs="${OUT:-$bundle/logs}" rc=0 before
+    mkdir -p "$logs"
+    before=$(mps_pids | tr '\n' ' ')
+    [ -z "$before" ] || die "MPS processes already run ($before); not starting"
+    export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # Criterion writes many files; $OUT brings back only a few.
+    export CRITERION_HOME=/tmp/gpu-check-criterion NO_COLOR=1
+    trap cleanup_mps EXIT
+
+    echo "== GPU"
+    nvidia-smi --query-gpu=name,driver_version,compute_mode,mig.mode.current,clocks.max.sm --format=csv,noheader || true
+    echo "== doctor"
+    "$bundle/gpushare-bin" doctor || rc=1
+
+    echo "== gpu_* tests (one at a time)"
+    # Each sharing test in a process of its own, before anything else: a process that
+    # already holds a CUDA context (an earlier test's) keeps MPS clients from connecting.
+    local test
+    : >"$logs/tests.log"
+    for test in $("$bundle/it-test" --list gpu_sharing::gpu_ 2>/dev/null | sed -n 's/: test$//p'); do
+        timeout 60 "$bundle/it-test" --exact "$test" --nocapture >>"$logs/tests.log" 2>&1 || rc=1
+        cleanup_mps
+    done
+    cleanup_mps
+    timeout 120 "$bundle/it-test" --test-threads=1 --nocapture gpu_probes::gpu_ >>"$logs/tests.log" 2>&1 || rc=1
+    grep -E '^test .* \.\.\. |^test result' "$logs/tests.log" || true
+    grep -A2 'panicked at' "$logs/tests.log" | cut -c1-300 | head -30 || true
+    grep -E '^(FIGURE|SMs:|NOTE) ' "$logs/tests.log" | sort -u || true
+    cleanup_mps
+
+    echo "== benches"
+    local quick=(--bench --warm-up-time 1 --measurement-time 3)
+    # The probe figures come from the gpu_probes tests; its criterion bench runs with
+    # `--bench-probes` only, to save GPU time.
+    if [ "${2:-}" = --bench-probes ]; then
+        timeout 120 "$bundle/probes-bench" "${quick[@]}" >"$logs/probes-bench.log" 2>&1 || rc=1
+    fi
+    timeout 60 "$bundle/monitor-bench" "${quick[@]}" >"$logs/monitor-bench.log" 2>&1 || rc=1
+    GPUSHARE_BIN="$bundle/gpushare-bin" timeout 90 "$bundle/harness-bench" "${quick[@]}" >"$logs/harness-bench.log" 2>&1 || rc=1
+    grep -hE '^FIGURE |^harness overhead|thrpt:|^no GPU' "$logs"/*-bench.log || true
+
+    echo "== study: the shipped probes-sharing scenario"
+    timeout 300 "$bundle/gpushare-bin" run probes-sharing --out "$logs/probes-sharing" --force \
+        >"$logs/study.txt" 2>"$logs/study.err" || rc=1
+    cat "$logs/study.txt"
+    tail -n 5 "$logs/study.err"
+    cleanup_mps
+    trap - EXIT
+    echo "== MPS processes left: $(mps_pids | tr '\n' ' ')"
+    return "$rc"
+}
+
+case "${1:-}" in
+    build) build ;;
+    run) run "$@" ;;
+    *) die "usage: $0 build|run" ;;
+esac
