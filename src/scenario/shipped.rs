@@ -2,8 +2,17 @@
 //! default scenario work from any directory. The files in `scenarios/` are the source.
 
 /// Name (file stem) and text of each shipped scenario.
-pub const SHIPPED: &[(&str, &str)] =
-    &[("smoke-cpu", include_str!("../../scenarios/smoke-cpu.toml"))];
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("smoke-cpu", include_str!("../../scenarios/smoke-cpu.toml")),
+    (
+        "probes-mix",
+        include_str!("../../scenarios/probes-mix.toml"),
+    ),
+    (
+        "mig-probes",
+        include_str!("../../scenarios/mig-probes.toml"),
+    ),
+];
 
 /// The text of a shipped scenario by name, with or without `.toml`.
 pub fn find(name: &str) -> Option<&'static str> {
