@@ -5,7 +5,7 @@
 #   scripts/gpu-bench-sharing.sh build            # development machine, repository root:
 #                                                 # the release gpushare binary and the
 #                                                 # three bench executables, stripped,
-#                                                 # into target/gpu-bench/ (about 40 MB)
+#                                                 # into target/gpu-bench/ (about 20 MB)
 #   scripts/gpu-bench-sharing.sh run [BENCH...]   # GPU machine, a copy of the repository
 #                                                 # root that carries target/gpu-bench/
 #
