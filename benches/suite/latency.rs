@@ -155,13 +155,14 @@ fn measure(case: &Case, spec: &WorkerSpec) -> Result<Figures> {
     let guard = sharing::enter(&case.mode, &context)
         .with_context(|| format!("to enter mode `{}`", case.mode))?;
     let measured = (|| {
-        let co_tenant = match case.co_tenant {
-            true => Some(CoTenant::start(
+        let co_tenant = if case.co_tenant {
+            Some(CoTenant::start(
                 &gpushare_exe(),
                 &guard.tenant_env(1)?,
                 spec,
-            )?),
-            false => None,
+            )?)
+        } else {
+            None
         };
         let figures = run_client(&case.id, &guard.tenant_env(0)?);
         let stopped = co_tenant.map(CoTenant::stop).transpose();

@@ -5,7 +5,8 @@
 //! A suite that cannot run here (no GPU, the `cuda` feature off, MPS binaries missing,
 //! MIG off) prints one line saying why and exits 0: a bench run on a CI or development
 //! machine is a skip, not a failure. The decision is `gpushare::doctor::cannot_run`,
-//! unit-tested in the library. A suite that ran exits 1 if any run was INVALID.
+//! unit-tested in the library. A suite that ran exits 1 if any run was INVALID, 130 if
+//! it was interrupted (the runner stops the workers and writes what it measured).
 //!
 //! Studies are written to `results/bench-<suite>-<timestamp>/run.json`; with
 //! `GPUSHARE_RESULTS_DIR` set, that directory takes the place of `results/`. Workers are
@@ -41,6 +42,14 @@ pub struct Suite {
     pub setup_hint: Option<&'static str>,
     /// Rough wall time on an H200, said before the study starts.
     pub about_minutes: f64,
+}
+
+/// How a study ended.
+enum Finished {
+    AllValid,
+    SomeInvalid,
+    /// SIGINT or SIGTERM: the runner stopped the workers and wrote what was measured.
+    Interrupted,
 }
 
 /// A suite's scenario, narrowed to the suite's modes.
@@ -79,7 +88,14 @@ impl Suite {
             );
             return Ok(ExitCode::SUCCESS);
         }
-        let all_valid = self.study(&loaded)?;
+        let all_valid = match self.study(&loaded)? {
+            Finished::AllValid => true,
+            Finished::SomeInvalid => false,
+            Finished::Interrupted => {
+                println!("{} bench: interrupted", self.name);
+                return Ok(ExitCode::from(130));
+            }
+        };
         after_study(&loaded)?;
         if all_valid {
             Ok(ExitCode::SUCCESS)
@@ -152,9 +168,8 @@ impl Suite {
         })
     }
 
-    /// Runs the study, prints its table and where it was written; whether every run was
-    /// VALID.
-    fn study(&self, loaded: &SuiteScenario) -> Result<bool> {
+    /// Runs the study, prints its table and where it was written.
+    fn study(&self, loaded: &SuiteScenario) -> Result<Finished> {
         let out_dir = results_dir(self.name);
         let isolation = ProcessIsolation::new(Some(gpushare_exe()))
             .context("to find the gpushare binary for the workers")?;
@@ -192,7 +207,13 @@ impl Suite {
             .analysis
             .as_ref()
             .is_some_and(|a| a.runs.iter().all(|r| r.verdict.valid));
-        Ok(all_valid && !study.interrupted && study.runs.len() == loaded.plan.runs.len())
+        Ok(if study.interrupted {
+            Finished::Interrupted
+        } else if all_valid && study.runs.len() == loaded.plan.runs.len() {
+            Finished::AllValid
+        } else {
+            Finished::SomeInvalid
+        })
     }
 }
 
