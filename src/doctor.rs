@@ -156,6 +156,31 @@ pub fn assess(
     }
 }
 
+/// Why this host cannot run a study of `modes` (named as scenario files name them), in
+/// one line, or `None` when it can. `cuda_sees_gpu` says whether the CUDA driver library
+/// loaded and counted a GPU (`workload::probe::gpu_available`), which NVML finding one
+/// does not promise. The GPU benches print this line and exit 0 on such hosts, so a
+/// bench run without a GPU is a skip, not a failure.
+pub fn cannot_run(report: &DoctorReport, modes: &[&str], cuda_sees_gpu: bool) -> Option<String> {
+    if let Some(problem) = &report.gpu_problem {
+        return Some(format!("no NVIDIA GPU: {problem}"));
+    }
+    if !cuda_sees_gpu {
+        return Some(
+            "no GPU for CUDA: NVML sees one, but the CUDA driver library (libcuda.so.1) did \
+             not load or counted no device"
+                .to_string(),
+        );
+    }
+    modes
+        .iter()
+        .find_map(|name| match report.modes.iter().find(|m| m.mode == *name) {
+            Some(verdict) if verdict.available => None,
+            Some(verdict) => Some(format!("mode `{name}` cannot run here: {}", verdict.reason)),
+            None => Some(format!("mode `{name}` is not one `gpushare doctor` knows")),
+        })
+}
+
 fn verdict(mode: &str, available: bool, reason: String) -> ModeAvailability {
     ModeAvailability {
         mode: mode.to_string(),
@@ -584,6 +609,76 @@ mod tests {
         assert!(!verdict.available);
         assert!(verdict.reason.contains("pid 4242"), "{}", verdict.reason);
         assert!(verdict.reason.contains("gpu-configs/disable_mps.sh"));
+    }
+
+    #[test]
+    fn benches_skip_with_one_line_saying_why() {
+        let mps_suite = ["exclusive", "time-slicing", "mps"];
+        let mig_suite = ["exclusive", "mig"];
+        let no_nvml = assess(
+            cpu(),
+            Err(
+                "this gpushare was built without the `cuda` feature, so NVML is not compiled in"
+                    .into(),
+            ),
+            mps_ready(),
+            false,
+        );
+        assert_eq!(
+            cannot_run(&no_nvml, &mps_suite, false).as_deref(),
+            Some(
+                "no NVIDIA GPU: this gpushare was built without the `cuda` feature, so NVML \
+                 is not compiled in"
+            )
+        );
+
+        let gpu_machine = assess(
+            cpu(),
+            Ok(h200(ComputeMode::Default, MIG_OFF)),
+            mps_ready(),
+            false,
+        );
+        assert_eq!(cannot_run(&gpu_machine, &mps_suite, true), None);
+        assert_eq!(
+            cannot_run(&gpu_machine, &mig_suite, true).as_deref(),
+            Some(
+                "mode `mig` cannot run here: needs MIG enabled with instances (GPU 0: MIG \
+                 disabled (pending: disabled)); enable MIG and create instances with \
+                 `gpu-configs/setup_mig.sh`"
+            )
+        );
+        assert_eq!(
+            cannot_run(&gpu_machine, &mps_suite, false).as_deref(),
+            Some(
+                "no GPU for CUDA: NVML sees one, but the CUDA driver library (libcuda.so.1) \
+                 did not load or counted no device"
+            )
+        );
+        assert_eq!(
+            cannot_run(&gpu_machine, &["streams"], true).as_deref(),
+            Some("mode `streams` is not one `gpushare doctor` knows")
+        );
+
+        let no_mps = assess(
+            cpu(),
+            Ok(h200(ComputeMode::Default, MIG_OFF)),
+            MpsHostProbe {
+                control_path: None,
+                ..mps_ready()
+            },
+            false,
+        );
+        assert_eq!(
+            cannot_run(&no_mps, &["exclusive", "time-slicing"], true),
+            None
+        );
+        assert_eq!(
+            cannot_run(&no_mps, &mps_suite, true).as_deref(),
+            Some(
+                "mode `mps` cannot run here: nvidia-cuda-mps-control not found on PATH (they \
+                 come with the NVIDIA driver's compute utilities)"
+            )
+        );
     }
 
     #[test]

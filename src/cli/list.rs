@@ -60,8 +60,10 @@ pub fn run(args: ListArgs) -> Result<ExitCode, CliError> {
         let description = scenario::parse(std::path::Path::new(name), text)
             .map(|s| s.description)
             .unwrap_or_else(|e| format!("(invalid: {e})"));
-        let default = if *name == scenario::DEFAULT_SCENARIO.0 {
-            " (default)"
+        let default = if *name == scenario::GPU_DEFAULT_SCENARIO {
+            " (default with a GPU)"
+        } else if *name == scenario::CPU_DEFAULT_SCENARIO {
+            " (default without a GPU)"
         } else {
             ""
         };

@@ -61,7 +61,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let scenario_arg = match &args.scenario {
         Some(path) => path.clone(),
         None => {
-            let (name, why) = scenario::DEFAULT_SCENARIO;
+            let (name, why) = scenario::default_scenario(&crate::gpu::host_gpus());
             eprintln!("no scenario given: running the shipped `{name}` ({why})");
             PathBuf::from(name)
         }

@@ -19,14 +19,45 @@ pub use validate::MAX_REPLICAS;
 
 use std::path::{Path, PathBuf};
 
+use crate::gpu::{self, GpuError, HostGpus};
+
 /// The folder of shipped scenarios, relative to the repository root.
 pub const SHIPPED_DIR: &str = "scenarios";
 
-/// The shipped scenario `gpushare run` uses when none is given, and why.
-pub const DEFAULT_SCENARIO: (&str, &str) = (
-    "smoke-cpu",
-    "the default until a GPU default ships: it runs on any host",
-);
+/// The shipped scenario `gpushare run` uses when none is given on a host with a GPU.
+pub const GPU_DEFAULT_SCENARIO: &str = "probes-mix";
+/// The shipped scenario `gpushare run` uses when none is given on a host without one.
+pub const CPU_DEFAULT_SCENARIO: &str = "smoke-cpu";
+
+/// The shipped scenario `gpushare run` uses when none is given, and why, from what NVML
+/// says about this host's GPUs. The caller reads them (`gpu::host_gpus()`) so that this
+/// module still touches no GPU.
+pub fn default_scenario(gpus: &Result<HostGpus, GpuError>) -> (&'static str, String) {
+    let anywhere = "it runs on any host";
+    match gpus {
+        Ok(host) => match host.gpus.first() {
+            Some(gpu) => (
+                GPU_DEFAULT_SCENARIO,
+                format!(
+                    "this host has GPU {} ({}); `gpushare run {CPU_DEFAULT_SCENARIO}` checks the pipeline on the CPU instead",
+                    gpu.index, gpu.name
+                ),
+            ),
+            None => (
+                CPU_DEFAULT_SCENARIO,
+                format!("NVML sees no GPU on this host; {anywhere}"),
+            ),
+        },
+        Err(GpuError::NotBuilt) => (
+            CPU_DEFAULT_SCENARIO,
+            format!("this gpushare was built without the `cuda` feature; {anywhere}"),
+        ),
+        Err(error) => (
+            CPU_DEFAULT_SCENARIO,
+            format!("no NVIDIA GPU: {}; {anywhere}", gpu::error_chain(error)),
+        ),
+    }
+}
 
 /// Reads and validates a scenario given as a file path or, when no such file exists, as
 /// the name of a shipped scenario (`smoke-cpu`). Returns the scenario, its text and the
@@ -74,4 +105,76 @@ pub fn override_duration(scenario: &mut Scenario, duration_s: f64) -> Result<(),
     }
     scenario.run.duration_s = duration_s;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::GpuInfo;
+
+    fn host(names: &[&str]) -> HostGpus {
+        HostGpus {
+            driver_version: "580.159.04".into(),
+            cuda_driver_version: Some("13.0".into()),
+            gpus: names
+                .iter()
+                .enumerate()
+                .map(|(index, name)| GpuInfo {
+                    index: index as u32,
+                    name: name.to_string(),
+                    uuid: format!("GPU-{index}"),
+                    memory_total_bytes: None,
+                    compute_mode: None,
+                    mig: None,
+                    notes: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_host_with_a_gpu_runs_the_probes_and_says_so() {
+        let (name, why) = default_scenario(&Ok(host(&["NVIDIA H200"])));
+        assert_eq!(name, "probes-mix");
+        assert_eq!(
+            why,
+            "this host has GPU 0 (NVIDIA H200); `gpushare run smoke-cpu` checks the pipeline on the CPU instead"
+        );
+    }
+
+    #[test]
+    fn without_a_gpu_the_cpu_smoke_runs_and_says_why() {
+        assert_eq!(
+            default_scenario(&Ok(host(&[]))),
+            (
+                "smoke-cpu",
+                "NVML sees no GPU on this host; it runs on any host".to_string()
+            )
+        );
+        assert_eq!(
+            default_scenario(&Err(GpuError::NotBuilt)),
+            (
+                "smoke-cpu",
+                "this gpushare was built without the `cuda` feature; it runs on any host"
+                    .to_string()
+            )
+        );
+        let (name, why) = default_scenario(&Err(GpuError::NoSuchGpu {
+            gpu_index: 0,
+            n_gpus: 0,
+        }));
+        assert_eq!(name, "smoke-cpu");
+        assert_eq!(
+            why,
+            "no NVIDIA GPU: finding GPU 0: NVML sees 0 GPU(s); it runs on any host"
+        );
+    }
+
+    #[test]
+    fn both_defaults_are_shipped() {
+        for name in [GPU_DEFAULT_SCENARIO, CPU_DEFAULT_SCENARIO] {
+            let text = shipped::find(name).unwrap();
+            parse(Path::new(name), text).unwrap();
+        }
+    }
 }

@@ -3,11 +3,15 @@
 
 /// Name (file stem) and text of each shipped scenario.
 pub const SHIPPED: &[(&str, &str)] = &[
-    (
-        "probes-sharing",
-        include_str!("../../scenarios/probes-sharing.toml"),
-    ),
     ("smoke-cpu", include_str!("../../scenarios/smoke-cpu.toml")),
+    (
+        "probes-mix",
+        include_str!("../../scenarios/probes-mix.toml"),
+    ),
+    (
+        "mig-probes",
+        include_str!("../../scenarios/mig-probes.toml"),
+    ),
 ];
 
 /// The text of a shipped scenario by name, with or without `.toml`.

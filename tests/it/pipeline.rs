@@ -126,3 +126,27 @@ fn report_of_a_missing_study_says_which_file() {
         "error: reading /nonexistent/study: No such file or directory (os error 2)"
     );
 }
+
+/// The probes-mix study measured on the H200 GPU machine (results/h200/): its reports are
+/// snapshots, so a change in how figures are computed or rendered shows up as a diff.
+const H200_PROBES: &str = "results/h200/2026-11-29-probes-mix";
+
+fn render_h200(format: &str) -> String {
+    let out = gpushare()
+        .args(["report", "--format", format])
+        .arg(root().join(H200_PROBES))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn h200_probes_study_renders_as_summary() {
+    insta::assert_snapshot!("h200_probes_summary", render_h200("summary"));
+}
+
+#[test]
+fn h200_probes_study_renders_as_markdown() {
+    insta::assert_snapshot!("h200_probes_markdown", render_h200("markdown"));
+}

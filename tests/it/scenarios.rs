@@ -260,3 +260,81 @@ fn a_duration_shorter_than_an_explicit_minimum_is_refused() {
         "error: planning scenario `t`: --duration 2 s is shorter than the scenario's run.min_duration_s (5 s): lengthen it or lower min_duration_s"
     );
 }
+
+#[test]
+fn mig_probes_plans_without_a_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gpushare()
+        .current_dir(dir.path())
+        .args(["run", "mig-probes", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "scenario `mig-probes`: 6 run(s) = 1 configuration(s) x 2 mode(s) x 3 repetition(s)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  exclusive/c0/r0\n  mig(2g.35gb)/c0/r0\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn probes_mix_compares_four_modes_with_the_latency_slo_stated() {
+    let (s, _, _) = scenario::resolve(Path::new("probes-mix")).unwrap();
+    let plan = Plan::expand(&s);
+    let ids: Vec<&str> = plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "exclusive/c0/r0",
+            "time-slicing/c0/r0",
+            "mps/c0/r0",
+            "mps(atp=50)/c0/r0"
+        ]
+    );
+    assert_eq!(plan.runs.len(), 12);
+    // 1 kHz for the window must leave room above the 1,000 samples a P99 needs.
+    let latency = plan.configs[0]
+        .tenants
+        .iter()
+        .find(|t| t.name == "latency")
+        .unwrap();
+    let slo = latency.slo.unwrap();
+    let interval_s = latency.params.f64_or("interval_us", f64::NAN) / 1e6;
+    let needed = (10.0 / (1.0 - slo.percentile / 100.0)).round();
+    assert!(s.run.duration_s / interval_s >= 4.0 * needed);
+}
+
+#[test]
+fn without_a_scenario_run_names_the_default_for_this_host_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gpushare()
+        .current_dir(dir.path())
+        .args(["run", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    // Which default depends on whether this host has a GPU; either way it says why and
+    // plans that scenario.
+    let name = if err.contains("running the shipped `probes-mix` (this host has GPU 0 (") {
+        "probes-mix"
+    } else {
+        assert!(
+            err.contains("no scenario given: running the shipped `smoke-cpu` (")
+                && err.contains("it runs on any host)"),
+            "{err}"
+        );
+        "smoke-cpu"
+    };
+    assert!(
+        stdout(&out).starts_with(&format!("scenario `{name}`: ")),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -1,0 +1,35 @@
+//! The time-slicing suite on the local GPU: the shipped `probes-mix` study narrowed to
+//! exclusive and time-slicing (3 repetitions, about 2 minutes on an H200) with its
+//! comparison table, then the `launch-latency` criterion group for one warp alone and
+//! next to a compute-bound co-tenant under time-slicing.
+//!
+//! `cargo bench --bench timeslice`. Without a GPU or the `cuda` feature it prints one
+//! line saying why and exits 0; it exits 1 if a run was INVALID or a case failed. The
+//! study is written to `results/bench-timeslice-<timestamp>/` (`GPUSHARE_RESULTS_DIR`
+//! replaces `results/`); see `benches/suite/mod.rs`.
+
+mod suite;
+
+use std::process::ExitCode;
+
+const SUITE: suite::Suite = suite::Suite {
+    name: "timeslice",
+    scenario: "probes-mix",
+    modes: &["time-slicing"],
+    setup_hint: None,
+    about_minutes: 2.5,
+};
+
+fn main() -> ExitCode {
+    #[cfg(feature = "cuda")]
+    if let Some(code) = suite::latency::client_if_asked() {
+        return code;
+    }
+    SUITE.main(|loaded| {
+        #[cfg(feature = "cuda")]
+        suite::latency::compare(loaded)?;
+        #[cfg(not(feature = "cuda"))]
+        let _ = loaded;
+        Ok(())
+    })
+}
