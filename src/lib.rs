@@ -5,4 +5,5 @@
 //! metrics turn samples into figures, and reports render the results. ARCHITECTURE.md
 //! has the map.
 
+pub mod load;
 pub mod serve;

@@ -1,0 +1,3 @@
+mod load;
+mod serve;
+mod support;
