@@ -7,6 +7,7 @@
 //! next request. Must not record statistics; callers do.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -110,20 +111,28 @@ pub(crate) enum Outcome {
 /// A connection that reopens itself when needed.
 pub(crate) struct Connection {
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// The request timeout, one timer re-armed for every request: a fresh tokio timer per
+    /// request would wake the runtime's driver (an eventfd write and an extra epoll round)
+    /// whenever it is the only timer, which on an idle-between-requests thread is always.
+    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Connection {
-    /// Opens a connection now (used before the run starts).
+    /// Opens a connection now (used before the run starts). Must run inside a runtime.
     pub async fn open(endpoint: &Endpoint) -> Result<Self, LoadError> {
         let sender = handshake(endpoint).await?;
         Ok(Self {
             sender: Some(sender),
+            ..Self::closed()
         })
     }
 
-    /// A connection that opens on its first request.
+    /// A connection that opens on its first request. Must run inside a runtime.
     pub fn closed() -> Self {
-        Self { sender: None }
+        Self {
+            sender: None,
+            deadline: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+        }
     }
 
     /// Whether the connection is currently not open.
@@ -133,53 +142,60 @@ impl Connection {
 
     /// Sends one request and reads the whole response, within `timeout` of the send.
     pub async fn send(&mut self, endpoint: &Endpoint, timeout: Duration) -> Outcome {
-        match tokio::time::timeout(timeout, self.send_inner(endpoint)).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                // Its response may still arrive; the connection can no longer be reused.
-                self.sender = None;
-                Outcome::Timeout
-            }
-        }
-    }
-
-    async fn send_inner(&mut self, endpoint: &Endpoint) -> Outcome {
-        let sender = match self.ready_sender(endpoint).await {
-            Some(sender) => sender,
-            None => return Outcome::Connect,
+        self.deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + timeout);
+        let outcome = tokio::select! {
+            biased;
+            outcome = send_on(&mut self.sender, endpoint) => outcome,
+            () = &mut self.deadline => Outcome::Timeout,
         };
-        let response = match sender.send_request(endpoint.request()).await {
-            Ok(response) => response,
-            Err(_) => {
-                self.sender = None;
-                return Outcome::Io;
-            }
-        };
-        let status = response.status();
-        if response.into_body().collect().await.is_err() {
+        if outcome == Outcome::Timeout {
+            // Its response may still arrive; the connection can no longer be reused.
             self.sender = None;
+        }
+        outcome
+    }
+}
+
+async fn send_on(sender: &mut Option<SendRequest<Full<Bytes>>>, endpoint: &Endpoint) -> Outcome {
+    let Some(ready) = ready_sender(sender, endpoint).await else {
+        return Outcome::Connect;
+    };
+    let response = match ready.send_request(endpoint.request()).await {
+        Ok(response) => response,
+        Err(_) => {
+            *sender = None;
             return Outcome::Io;
         }
-        if status.is_success() {
-            Outcome::Ok
-        } else {
-            Outcome::Status(status.as_u16())
-        }
+    };
+    let status = response.status();
+    if response.into_body().collect().await.is_err() {
+        *sender = None;
+        return Outcome::Io;
     }
+    if status.is_success() {
+        Outcome::Ok
+    } else {
+        Outcome::Status(status.as_u16())
+    }
+}
 
-    /// The sender, reopening the connection if the server closed it since the last request
-    /// (keep-alive timeout, `Connection: close`); `None` when it cannot be reopened.
-    async fn ready_sender(&mut self, endpoint: &Endpoint) -> Option<&mut SendRequest<Full<Bytes>>> {
-        if let Some(sender) = &mut self.sender {
-            if sender.is_closed() || sender.ready().await.is_err() {
-                self.sender = None;
-            }
+/// The sender, reopening the connection if the server closed it since the last request
+/// (keep-alive timeout, `Connection: close`); `None` when it cannot be reopened.
+async fn ready_sender<'a>(
+    sender: &'a mut Option<SendRequest<Full<Bytes>>>,
+    endpoint: &Endpoint,
+) -> Option<&'a mut SendRequest<Full<Bytes>>> {
+    if let Some(open) = sender {
+        if open.is_closed() || open.ready().await.is_err() {
+            *sender = None;
         }
-        if self.sender.is_none() {
-            self.sender = handshake(endpoint).await.ok();
-        }
-        self.sender.as_mut()
     }
+    if sender.is_none() {
+        *sender = handshake(endpoint).await.ok();
+    }
+    sender.as_mut()
 }
 
 async fn handshake(endpoint: &Endpoint) -> Result<SendRequest<Full<Bytes>>, LoadError> {

@@ -66,6 +66,11 @@ pub struct LoadArgs {
     /// in its latency). Closed loop: the number of concurrent clients.
     #[arg(long, default_value_t = 16)]
     pub connections: usize,
+    /// Generator threads, each with its own share of the connections (like wrk's -t).
+    /// One is enough for tens of thousands of requests per second on loopback and leaves
+    /// the other cores to the server.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     /// Closed loop: each connection sends back to back for --duration, ignoring --rate.
     /// Latency then hides queueing (coordinated omission); use it to measure saturation
     /// throughput, not latency under load.
@@ -122,6 +127,8 @@ pub struct LoadConfig {
     pub duration: Duration,
     /// Keep-alive connections (open loop: most in flight; closed loop: clients).
     pub connections: usize,
+    /// Generator threads (at most one per connection).
+    pub threads: usize,
     /// Seed of the Poisson schedule.
     pub seed: u64,
     /// Per-request timeout from the actual send.
@@ -150,6 +157,7 @@ impl LoadConfig {
             rate_per_s: 100.0,
             duration: Duration::from_secs(10),
             connections: 16,
+            threads: 1,
             seed: 1,
             timeout: Duration::from_secs(5),
             slo_p99: None,
@@ -181,6 +189,7 @@ impl LoadConfig {
         config.rate_per_s = args.rate;
         config.duration = args.duration;
         config.connections = args.connections;
+        config.threads = args.threads;
         config.seed = args.seed;
         config.timeout = args.timeout;
         config.slo_p99 = args.slo_p99;
@@ -208,6 +217,8 @@ impl LoadConfig {
             )
         } else if self.connections == 0 {
             "connections must be at least 1".to_owned()
+        } else if self.threads == 0 {
+            "threads must be at least 1".to_owned()
         } else if self.duration.is_zero() {
             "duration must be above zero".to_owned()
         } else if self.timeout.is_zero() {

@@ -41,10 +41,13 @@ pub enum LoadError {
     /// The settings cannot describe a run (zero rate, zero connections, ...).
     #[error("configuring the load: {reason}")]
     Config { reason: String },
-    /// The schedule thread could not be started.
-    #[error("starting the schedule dispatcher thread")]
-    SpawnDispatcher(#[source] std::io::Error),
-    /// A connection task or the dispatcher panicked.
+    /// A generator thread could not be started.
+    #[error("starting a load generator thread")]
+    SpawnThread(#[source] std::io::Error),
+    /// A generator thread's tokio runtime could not be built.
+    #[error("building a load generator thread's runtime")]
+    Runtime(#[source] std::io::Error),
+    /// A generator thread or a connection task panicked.
     #[error("running the load: a {task} panicked")]
     TaskPanicked { task: &'static str },
     /// The report could not be serialized.

@@ -19,6 +19,7 @@ mod recorder;
 mod report;
 mod schedule;
 mod search;
+mod timer;
 
 pub use config::{guess_content_type, LoadArgs, LoadConfig, LoadMode, ReportFormat};
 pub use error::LoadError;

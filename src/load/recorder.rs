@@ -50,6 +50,9 @@ pub(crate) struct Recorder {
     pub latency_us: Histogram<u64>,
     /// Actual minus intended send time, in µs (open loop only).
     pub send_lag_us: Histogram<u64>,
+    /// Time the dispatcher issued a request minus its intended time, in µs (open loop
+    /// only): the generator's own timing error, before any wait for a free connection.
+    pub dispatch_lag_us: Histogram<u64>,
     pub n_sent: u64,
     pub n_ok: u64,
     pub n_late: u64,
@@ -66,6 +69,7 @@ impl Recorder {
         Self {
             latency_us: new_histogram(),
             send_lag_us: new_histogram(),
+            dispatch_lag_us: new_histogram(),
             n_sent: 0,
             n_ok: 0,
             n_late: 0,
@@ -75,6 +79,11 @@ impl Recorder {
             last_send: None,
             last_done: None,
         }
+    }
+
+    /// The dispatcher issued a request `lag` after its intended time.
+    pub fn record_dispatch(&mut self, lag: Duration) {
+        self.dispatch_lag_us.saturating_record(micros(lag));
     }
 
     /// A request too far behind schedule to be sent.
@@ -122,6 +131,7 @@ impl Recorder {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
         let _ = self.send_lag_us.add(&other.send_lag_us);
+        let _ = self.dispatch_lag_us.add(&other.dispatch_lag_us);
         self.n_sent += other.n_sent;
         self.n_ok += other.n_ok;
         self.n_late += other.n_late;

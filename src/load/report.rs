@@ -6,6 +6,9 @@
 //! - A percentile p is *supported* when at least `10 / (1 - p)` samples back it (1000 for
 //!   P99, 10 000 for P99.9): then about ten samples lie beyond it, so one outlier more or
 //!   less moves it only a little. An unsupported percentile is still reported, flagged.
+//! - Send lag is actual minus intended send time; dispatch lag is the part the generator
+//!   itself caused (its timer woke late or it was denied CPU). Their difference is time
+//!   spent waiting for a free connection: if it is large, raise `--connections`.
 //! - SLO attainment is the fraction of due requests (sent plus dropped) answered 2xx
 //!   within the target: errors and dropped requests count as misses.
 //!
@@ -46,6 +49,8 @@ pub struct LoadReport {
     pub elapsed_s: f64,
     /// Keep-alive connections used.
     pub n_connections: usize,
+    /// Generator threads used.
+    pub n_threads: usize,
     /// Seed of the Poisson schedule.
     pub seed: u64,
     /// Requests the schedule asked for (closed loop: requests sent).
@@ -66,8 +71,12 @@ pub struct LoadReport {
     pub drop_after_ms: f64,
     /// Failed requests by kind.
     pub errors: ErrorCounts,
-    /// Actual minus intended send time (open loop only), in ms.
+    /// Actual minus intended send time (open loop only), in ms: the generator's timing
+    /// error plus any wait for a free connection.
     pub send_lag_ms: Option<LagSummary>,
+    /// Dispatch minus intended time (open loop only), in ms: the generator's own timing
+    /// error (timer precision, CPU it was denied), without connection waits.
+    pub dispatch_lag_ms: Option<LagSummary>,
     /// Latency of 2xx responses from the intended send time, in ms.
     pub latency_ms: LatencySummary,
     /// SLO figures, when a target was given.
@@ -166,6 +175,7 @@ impl LoadReport {
             duration_s,
             elapsed_s,
             n_connections: config.connections,
+            n_threads: config.threads.clamp(1, config.connections.max(1)),
             seed: config.seed,
             n_scheduled,
             n_sent: recorder.n_sent,
@@ -176,11 +186,8 @@ impl LoadReport {
             late_after_ms: ms(config.late_after),
             drop_after_ms: ms(config.drop_after),
             errors: recorder.errors.clone(),
-            send_lag_ms: open_loop.then(|| LagSummary {
-                p50_ms: quantile_ms(&recorder.send_lag_us, 0.5),
-                p99_ms: quantile_ms(&recorder.send_lag_us, 0.99),
-                max_ms: max_ms(&recorder.send_lag_us),
-            }),
+            send_lag_ms: open_loop.then(|| lag_summary(&recorder.send_lag_us)),
+            dispatch_lag_ms: open_loop.then(|| lag_summary(&recorder.dispatch_lag_us)),
             latency_ms,
             slo,
         }
@@ -193,9 +200,10 @@ impl LoadReport {
             [
                 "mode".into(),
                 format!(
-                    "{} ({} connections, seed {})",
+                    "{} ({} connections, {} threads, seed {})",
                     mode_name(self.mode),
                     self.n_connections,
+                    self.n_threads,
                     self.seed
                 ),
             ],
@@ -232,6 +240,15 @@ impl LoadReport {
                 format!(
                     "p50 {:.3}, p99 {:.3}, max {:.3}; late (> {} ms): {}",
                     lag.p50_ms, lag.p99_ms, lag.max_ms, self.late_after_ms, self.n_late
+                ),
+            ]);
+        }
+        if let Some(lag) = &self.dispatch_lag_ms {
+            rows.push([
+                "dispatch lag (ms)".into(),
+                format!(
+                    "p50 {:.3}, p99 {:.3}, max {:.3}",
+                    lag.p50_ms, lag.p99_ms, lag.max_ms
                 ),
             ]);
         }
@@ -310,6 +327,14 @@ fn error_breakdown(errors: &ErrorCounts) -> String {
         parts.push(format!("HTTP {code} x{count}"));
     }
     parts.join(", ")
+}
+
+fn lag_summary(histogram: &Histogram<u64>) -> LagSummary {
+    LagSummary {
+        p50_ms: quantile_ms(histogram, 0.5),
+        p99_ms: quantile_ms(histogram, 0.99),
+        max_ms: max_ms(histogram),
+    }
 }
 
 fn latency_summary(histogram: &Histogram<u64>) -> LatencySummary {
