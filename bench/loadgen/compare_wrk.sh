@@ -76,6 +76,7 @@ run() { # name, command...
     # shellcheck disable=SC2086
     $PRIORITY "$@" >"$OUT/$name" 2>"$OUT/$name.stderr"
     loadavg "$name after"
+    [[ -s "$OUT/$name.stderr" ]] || rm -f "$OUT/$name.stderr"
 }
 
 URL="http://$ADDR"
