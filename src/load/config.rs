@@ -306,3 +306,63 @@ mod tests {
         assert_eq!(json.content_type.as_deref(), Some("application/json"));
     }
 }
+
+#[cfg(test)]
+mod args_tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    #[test]
+    fn flags_are_consistent_and_documented() {
+        Cli::command().debug_assert();
+        for arg in Cli::command().get_arguments() {
+            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let cli = Cli::parse_from(["load", "http://127.0.0.1:8080/v1/infer"]);
+        let config = LoadConfig::from_args(&cli.load).unwrap();
+        assert_eq!(config.rate_per_s, 100.0);
+        assert_eq!(config.duration, Duration::from_secs(10));
+        assert_eq!(config.mode, LoadMode::OpenConstant);
+        assert_eq!(config.method, Method::GET);
+    }
+
+    #[test]
+    fn find_max_rate_needs_an_slo_and_excludes_closed_loop() {
+        assert!(Cli::try_parse_from(["load", "http://h/", "--find-max-rate"]).is_err());
+        assert!(Cli::try_parse_from([
+            "load",
+            "http://h/",
+            "--closed-loop",
+            "--find-max-rate",
+            "--slo-p99",
+            "10ms"
+        ])
+        .is_err());
+        let cli = Cli::parse_from(["load", "http://h/", "--poisson", "--seed", "9"]);
+        assert_eq!(
+            LoadConfig::from_args(&cli.load).unwrap().mode,
+            LoadMode::OpenPoisson
+        );
+    }
+
+    #[test]
+    fn a_missing_body_file_is_a_body_file_error() {
+        let cli = Cli::parse_from(["load", "http://h/", "--body", "/nonexistent/body.json"]);
+        let err = LoadConfig::from_args(&cli.load).unwrap_err();
+        assert!(matches!(err, LoadError::BodyFile { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "reading the request body file /nonexistent/body.json"
+        );
+    }
+}

@@ -139,3 +139,45 @@ pub fn backend_factory(args: &ServeArgs) -> BackendFactory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn flags_are_consistent_and_documented() {
+        Cli::command().debug_assert();
+        for arg in Cli::command().get_arguments() {
+            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        }
+    }
+
+    #[test]
+    fn defaults_and_ci_flags_parse() {
+        let cli = Cli::parse_from(["serve"]);
+        assert_eq!(cli.serve.model, ServeModel::TestDelay);
+        assert_eq!(cli.serve.bind, "127.0.0.1:8080".parse().unwrap());
+        let cli = Cli::parse_from(["serve", "--model", "test.delay", "--delay", "0"]);
+        assert_eq!(cli.serve.delay, Duration::ZERO);
+        let config = ServeConfig::from(&cli.serve);
+        assert_eq!(config.max_batch_size, 8);
+        assert!(Cli::try_parse_from(["serve", "--model", "resnet9000"]).is_err());
+    }
+
+    #[test]
+    fn a_negative_test_delay_shape_fails_to_load() {
+        let cli = Cli::parse_from(["serve", "--input-shape", "3,-2"]);
+        let err = backend_factory(&cli.serve)().err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "building test.delay: input shape [3, -2] has a negative or huge dimension"
+        );
+    }
+}

@@ -136,7 +136,10 @@ impl Server {
             let failure = Arc::clone(&failure);
             async move {
                 let startup = watch_startup(on_ready, local_addr, config.ready_file.clone());
+                // Biased so the shutdown future is polled (and a signal handler installed)
+                // before the ready file can announce the server.
                 tokio::select! {
+                    biased;
                     () = shutdown => {
                         eprintln!("gpushare serve: shutting down, finishing in-flight requests");
                     }

@@ -536,6 +536,74 @@ async fn serve_writes_the_ready_file_and_stops_on_the_signal() {
 }
 
 #[tokio::test]
+async fn a_zero_batch_size_is_a_config_error() {
+    let config = ServeConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        max_batch_size: 0,
+        ..ServeConfig::default()
+    };
+    let backend = DelayBackend::new(1, Duration::ZERO);
+    let result = Server::bind(
+        config,
+        "test.delay",
+        Box::new(move || Ok(Box::new(backend) as Box<dyn InferenceBackend>)),
+    )
+    .await;
+    let err = result.err().expect("batch size 0 is refused");
+    assert!(matches!(err, ServeError::Config { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "configuring the server: max batch size (0) and queue capacity (1024) must be at least 1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_in_flight_request_then_stops() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ready_file = dir.path().join("ready");
+    let cli = Cli::parse_from([
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--ready-file",
+        ready_file.to_str().unwrap(),
+        "--delay",
+        "400ms",
+    ]);
+    let serving = tokio::spawn(gpushare::serve::serve(
+        cli.serve,
+        gpushare::serve::shutdown_signal(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let addr: std::net::SocketAddr = loop {
+        if let Ok(text) = std::fs::read_to_string(&ready_file) {
+            break text.trim().parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no ready file");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let in_flight = tokio::spawn(async move { post_json(addr, &json_item(4, 1.0)).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The server's signal handler is installed before it reports ready, so SIGTERM reaches
+    // tokio instead of ending this test process.
+    // SAFETY: kill(2) on our own pid with a handled signal.
+    assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGTERM) }, 0);
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("serve must return after SIGTERM")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
 async fn binding_a_taken_port_is_a_bind_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let config = ServeConfig {
