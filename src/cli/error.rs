@@ -11,6 +11,10 @@ pub enum CliError {
     Runner(#[from] crate::runner::RunnerError),
     #[error(transparent)]
     Store(#[from] crate::report::store::StoreError),
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
+    #[error(transparent)]
+    Load(#[from] crate::load::LoadError),
     #[error("{0}")]
     Usage(String),
     #[error("starting the async runtime: {0}")]
@@ -21,7 +25,11 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Scenario(_) | CliError::Usage(_) => exit::USAGE,
-            CliError::Runner(_) | CliError::Store(_) | CliError::Runtime(_) => exit::ERROR,
+            CliError::Runner(_)
+            | CliError::Store(_)
+            | CliError::Runtime(_)
+            | CliError::Serve(_)
+            | CliError::Load(_) => exit::ERROR,
         }
     }
 }

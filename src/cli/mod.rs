@@ -53,13 +53,23 @@ pub enum Command {
     Run(run::RunArgs),
     /// Render a study's report from its run.json, without re-running anything.
     Report(report::ReportArgs),
-    /// Show what this host has: CPU, NVIDIA driver and GPUs.
+    /// Show what this host has: CPU, NVIDIA driver and GPUs, and which modes it can run.
     Doctor(doctor::DoctorArgs),
+    /// Serve a model over HTTP with dynamic batching (POST /v1/infer, /healthz, /readyz,
+    /// /metrics). Binds 127.0.0.1 unless told otherwise; SIGTERM drains in-flight requests.
+    Serve(crate::serve::ServeArgs),
+    /// Send load to an HTTP endpoint, open loop (latency from each request's intended send
+    /// time, so queueing is counted) or closed loop, and report the latency distribution.
+    Load(crate::load::LoadArgs),
     /// Internal: run one tenant, speaking the worker protocol on stdin/stdout.
     ///
     /// Exit status: 0 done, 2 the workload failed, 3 protocol error, 4 the runner went away.
     #[command(hide = true)]
     Worker,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Runtime::new().map_err(CliError::Runtime)
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -70,6 +80,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => run::run(args),
         Command::Report(args) => report::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Serve(args) => runtime()?
+            .block_on(crate::serve::serve(args, crate::serve::shutdown_signal()))
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(CliError::from),
+        Command::Load(args) => runtime()?
+            .block_on(crate::load::run(&args))
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(CliError::from),
         Command::Worker => match crate::worker::run() {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(err) => {

@@ -1,0 +1,80 @@
+//! Load generator: `gpushare load`.
+//!
+//! Sends HTTP requests to one URL and reports throughput, latency percentiles and SLO
+//! attainment. Open loop by default: requests follow a schedule fixed in advance (constant
+//! rate or Poisson arrivals) whatever the server does, and latency counts from each
+//! request's intended send time, so a stalled server shows up in the percentiles instead of
+//! silently slowing the load (no coordinated omission). Closed loop (`--closed-loop`) is
+//! for saturation throughput. `--find-max-rate` searches for the highest rate meeting a
+//! P99 target.
+//!
+//! Owns the schedule, the HTTP/1.1 client, per-request accounting and the report. Must not
+//! know what the server computes: any HTTP endpoint can be loaded.
+
+mod client;
+mod config;
+mod error;
+mod generator;
+mod recorder;
+mod report;
+mod schedule;
+mod search;
+mod timer;
+
+pub use config::{guess_content_type, LoadArgs, LoadConfig, LoadMode, ReportFormat};
+pub use error::LoadError;
+pub use generator::run_load;
+pub use recorder::ErrorCounts;
+pub use report::{required_samples, LagSummary, LatencySummary, LoadReport, SloSummary};
+pub use schedule::{Arrivals, Schedule};
+pub use search::{find_max_rate, MaxRateReport, Probe, SearchConfig, SearchStop};
+
+use std::io::Write;
+
+/// Runs `gpushare load`: one run, or the max-rate search with `--find-max-rate`, and prints
+/// the report on stdout in `--format` (probes go to stderr as they finish).
+pub async fn run(args: &LoadArgs) -> Result<(), LoadError> {
+    let config = LoadConfig::from_args(args)?;
+    let rendered = match (args.find_max_rate, args.slo_p99) {
+        (true, Some(slo_p99)) => {
+            let search = SearchConfig {
+                max_probes: args.max_probes,
+                ..SearchConfig::new(slo_p99)
+            };
+            let report =
+                find_max_rate(&config, &search, |probe| eprintln!("{}", probe.to_line())).await?;
+            match args.format {
+                ReportFormat::Json => to_json(&report)?,
+                ReportFormat::Table => max_rate_summary(&report),
+            }
+        }
+        _ => {
+            let report = run_load(&config).await?;
+            match args.format {
+                ReportFormat::Json => to_json(&report)?,
+                ReportFormat::Table => report.to_table(),
+            }
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{rendered}").map_err(LoadError::Write)
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, LoadError> {
+    serde_json::to_string_pretty(value).map_err(LoadError::Json)
+}
+
+fn max_rate_summary(report: &MaxRateReport) -> String {
+    let rate = report
+        .max_rate_req_per_s
+        .map_or("none".to_owned(), |rate| format!("{rate:.1} req/s"));
+    let failing = report
+        .min_failing_rate_req_per_s
+        .map_or("none probed".to_owned(), |rate| format!("{rate:.1} req/s"));
+    format!(
+        "max rate meeting P99 <= {} ms: {rate} (lowest failing: {failing}; {} probes, stopped: {:?})",
+        report.slo_p99_ms,
+        report.probes.len(),
+        report.stopped
+    )
+}

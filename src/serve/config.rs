@@ -1,0 +1,183 @@
+//! `gpushare serve` arguments and the server configuration they become.
+//!
+//! Owns the flags and their defaults and the mapping from `--model` to a backend factory.
+//! Must not start anything.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::backend::{BackendFactory, InferenceBackend};
+use super::delay::DelayBackend;
+use super::error::BackendError;
+use super::tensor::{n_elements, Dtype};
+
+/// Models `gpushare serve` can load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeModel {
+    /// CPU fixture that sleeps `--delay` per batch plus `--delay-per-item` per item and
+    /// answers each item's sum; for tests and CI, never GPU data.
+    #[value(name = "test.delay")]
+    TestDelay,
+}
+
+impl ServeModel {
+    /// The name as written on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TestDelay => "test.delay",
+        }
+    }
+}
+
+/// Arguments of `gpushare serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Model to serve.
+    #[arg(long, value_enum, default_value = "test.delay")]
+    pub model: ServeModel,
+    /// Address to listen on. Loopback by default: the server has no authentication, so
+    /// expose it on another interface only on a trusted network.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Most requests run together in one batch.
+    #[arg(long, default_value_t = 8)]
+    pub max_batch_size: usize,
+    /// Longest a batch waits for more requests, counted from the moment its first request
+    /// was queued (e.g. `2ms`; `0ms` runs whatever is already queued).
+    #[arg(long, default_value = "2ms", value_parser = humantime::parse_duration)]
+    pub max_queue_delay: Duration,
+    /// Requests that may wait for the batcher; a request arriving at a full queue is
+    /// answered 503 at once.
+    #[arg(long, default_value_t = 1024)]
+    pub queue_capacity: usize,
+    /// Largest request body accepted, in bytes; larger bodies are answered 413.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Once the model is loaded and warmed up, write the bound address (`IP:PORT` and a
+    /// newline) to this file, for scripts waiting on the server (use `--bind 127.0.0.1:0`
+    /// to let the OS pick a free port).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// test.delay: time each batch takes (e.g. `20ms`, `0ms`).
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub delay: Duration,
+    /// test.delay: additional time per item of a batch.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub delay_per_item: Duration,
+    /// test.delay: per-item input shape, comma-separated (e.g. `3,224,224`).
+    #[arg(long, default_value = "4", value_delimiter = ',')]
+    pub input_shape: Vec<i64>,
+    /// test.delay: input element type.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: Dtype,
+}
+
+/// How the server listens, queues and batches.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Listening address; port 0 lets the OS choose.
+    pub bind: SocketAddr,
+    /// Most requests in one batch (at least 1).
+    pub max_batch_size: usize,
+    /// Longest a batch waits for more requests after its first was queued.
+    pub max_queue_delay: Duration,
+    /// Requests that may wait for the batcher (at least 1).
+    pub queue_capacity: usize,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Where to write the bound address once ready.
+    pub ready_file: Option<PathBuf>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            max_batch_size: 8,
+            max_queue_delay: Duration::from_millis(2),
+            queue_capacity: 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            ready_file: None,
+        }
+    }
+}
+
+impl From<&ServeArgs> for ServeConfig {
+    fn from(args: &ServeArgs) -> Self {
+        Self {
+            bind: args.bind,
+            max_batch_size: args.max_batch_size,
+            max_queue_delay: args.max_queue_delay,
+            queue_capacity: args.queue_capacity,
+            max_body_bytes: args.max_body_bytes,
+            ready_file: args.ready_file.clone(),
+        }
+    }
+}
+
+/// The factory for `--model`; the backend is built later, on the batcher thread.
+pub fn backend_factory(args: &ServeArgs) -> BackendFactory {
+    match args.model {
+        ServeModel::TestDelay => {
+            let backend = DelayBackend {
+                input_shape: args.input_shape.clone(),
+                dtype: args.dtype,
+                per_batch: args.delay,
+                per_item: args.delay_per_item,
+                warm_up: Duration::ZERO,
+            };
+            Box::new(move || {
+                if n_elements(&backend.input_shape).is_none() {
+                    return Err(BackendError::msg(format!(
+                        "building test.delay: input shape {:?} has a negative or huge dimension",
+                        backend.input_shape
+                    )));
+                }
+                Ok(Box::new(backend) as Box<dyn InferenceBackend>)
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn flags_are_consistent_and_documented() {
+        Cli::command().debug_assert();
+        for arg in Cli::command().get_arguments() {
+            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        }
+    }
+
+    #[test]
+    fn defaults_and_ci_flags_parse() {
+        let cli = Cli::parse_from(["serve"]);
+        assert_eq!(cli.serve.model, ServeModel::TestDelay);
+        assert_eq!(cli.serve.bind, "127.0.0.1:8080".parse().unwrap());
+        let cli = Cli::parse_from(["serve", "--model", "test.delay", "--delay", "0"]);
+        assert_eq!(cli.serve.delay, Duration::ZERO);
+        let config = ServeConfig::from(&cli.serve);
+        assert_eq!(config.max_batch_size, 8);
+        assert!(Cli::try_parse_from(["serve", "--model", "resnet9000"]).is_err());
+    }
+
+    #[test]
+    fn a_negative_test_delay_shape_fails_to_load() {
+        let cli = Cli::parse_from(["serve", "--input-shape", "3,-2"]);
+        let err = backend_factory(&cli.serve)().err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "building test.delay: input shape [3, -2] has a negative or huge dimension"
+        );
+    }
+}
