@@ -4,3 +4,5 @@
 //! a sharing mode and an isolation backend, workers run workloads and stream samples,
 //! metrics turn samples into figures, and reports render the results. ARCHITECTURE.md
 //! has the map.
+
+pub mod workload;

@@ -1,0 +1,2 @@
+#[cfg(feature = "torch")]
+mod torch_models;
