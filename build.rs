@@ -75,6 +75,9 @@ mod torch {
             // shim must match it to link against libtorch's std::string-taking functions.
             .define("_GLIBCXX_USE_CXX11_ABI", "1")
             .warnings(false)
+            // Full C++ debug info (what `debug = "line-tables-only"` turns into for cc) would
+            // add megabytes to every executable for a few lines of glue.
+            .debug(false)
             .file(SHIM_SOURCE)
             .compile("gpushare_torch_shim");
     }

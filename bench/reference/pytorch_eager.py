@@ -180,6 +180,7 @@ def main(argv):
         "channels_last": bool(args.channels_last and image_model),
         "optimizer": args.optimizer if train else None,
         "device": str(device),
+        "runtime": "eager",
         "torch_version": torch.__version__,
         "parameter_count": n_parameters,
         "warmup_steps": args.warmup_steps,

@@ -3,8 +3,8 @@
 //! the `gpu_*` tests that only the GPU machine can pass.
 
 use gpushare::workload::torch::{
-    cuda_available, parameter_count, JobKind, ModelKind, OptimizerKind, Precision, TorchError,
-    TorchJob, TorchJobSpec,
+    autocast_enabled, cuda_available, parameter_count, AutocastGuard, JobKind, ModelKind,
+    OptimizerKind, Precision, TorchError, TorchJob, TorchJobSpec,
 };
 use tch::Device;
 
@@ -183,6 +183,19 @@ fn gpu_tch_cuda_available() {
     assert!(tch::Cuda::is_available(), "libtorch sees no CUDA GPU");
     assert!(cuda_available());
     assert!(tch::Cuda::cudnn_is_available(), "libtorch sees no cuDNN");
+}
+
+#[test]
+fn gpu_bf16_autocast_runs_cuda_matmuls_in_bf16() {
+    let device = Device::Cuda(0);
+    let a = tch::Tensor::randn([64, 64], (tch::Kind::Float, device));
+    {
+        let _autocast = AutocastGuard::bf16(device).unwrap();
+        assert!(autocast_enabled(device).unwrap());
+        assert_eq!(a.matmul(&a).kind(), tch::Kind::BFloat16);
+    }
+    assert!(!autocast_enabled(device).unwrap());
+    assert_eq!(a.matmul(&a).kind(), tch::Kind::Float);
 }
 
 #[test]

@@ -32,6 +32,7 @@ pub fn parameter_count(model: ModelKind, tiny: bool) -> Result<i64, TorchError> 
     Ok(count_parameters(&vs))
 }
 
+/// One tenant's model, synthetic batch and optimizer on one device, ready to step.
 #[derive(Debug)]
 pub struct TorchJob {
     settings: TorchJobSettings,
@@ -63,7 +64,8 @@ impl TorchJob {
             // first steps and keeps the fastest, as `torch.backends.cudnn.benchmark = True`.
             Cuda::cudnn_set_benchmark(true);
         }
-        // One seed for initialisation, inputs and dropout; tch's seeds CPU and all GPUs.
+        // One seed for initialisation, inputs and dropout; `manual_seed` seeds the CPU and
+        // every GPU generator.
         tch::manual_seed(i64::from_ne_bytes(settings.seed.to_ne_bytes()));
 
         let var_store = nn::VarStore::new(device);
@@ -74,7 +76,11 @@ impl TorchJob {
             settings.image_size,
         )?;
         if settings.channels_last {
-            convert_to_channels_last(&var_store)?;
+            convert_to_channels_last(&var_store).map_err(|message| TorchError::Build {
+                model: settings.model,
+                device: device_name(device),
+                message,
+            })?;
         }
         let batch = SyntheticBatch::new(&settings)?;
         let optimizer = settings
@@ -248,17 +254,14 @@ fn build_network(
 
 /// `model.to(memory_format=torch.channels_last)`: every 4-d parameter (the convolution
 /// weights) is re-laid out in place, so the optimizer and the network see the new layout.
-fn convert_to_channels_last(var_store: &nn::VarStore) -> Result<(), TorchError> {
+fn convert_to_channels_last(var_store: &nn::VarStore) -> Result<(), String> {
     for mut param in var_store.trainable_variables() {
         if param.dim() == 4 {
-            let converted = shim::channels_last(&param)?;
+            let converted = shim::channels_last(&param).map_err(|err| err.to_string())?;
             let _no_grad = tch::no_grad_guard();
             param
                 .f_set_data(&converted)
-                .map_err(|source| TorchError::Shim {
-                    call: "at::Tensor::set_data",
-                    message: source.to_string(),
-                })?;
+                .map_err(|err| format!("making weights channels-last: {err}"))?;
         }
     }
     Ok(())
