@@ -15,6 +15,7 @@ pub struct ListArgs {
 
 pub fn run(args: ListArgs) -> Result<ExitCode, CliError> {
     println!("Workloads (tenants' `workload = ...`):");
+    let mut reasons: Vec<&str> = vec![];
     for w in workload::registry() {
         let device = match w.device {
             Device::Cpu => "CPU",
@@ -22,7 +23,13 @@ pub fn run(args: ListArgs) -> Result<ExitCode, CliError> {
         };
         let availability = match w.availability {
             Availability::Available => String::new(),
-            Availability::Unavailable(reason) => format!(" [unavailable: {reason}]"),
+            Availability::Unavailable(reason) => {
+                if !reasons.contains(&reason) {
+                    reasons.push(reason);
+                }
+                let idx = reasons.iter().position(|r| *r == reason).unwrap_or(0);
+                format!(" [unavailable {}]", "*".repeat(idx + 1))
+            }
         };
         println!(
             "  {:<24} {device}, counts {:<10} {}{availability}",
@@ -33,6 +40,9 @@ pub fn run(args: ListArgs) -> Result<ExitCode, CliError> {
                 println!("      {:<20} = {:<8} {}", p.name, p.default, p.doc);
             }
         }
+    }
+    for (idx, reason) in reasons.iter().enumerate() {
+        println!("  {} unavailable: {reason}", "*".repeat(idx + 1));
     }
     println!("\nSharing modes (`[[modes]] mode = ...`):");
     for (name, doc) in [

@@ -68,12 +68,28 @@ pub enum Command {
     Worker,
 }
 
+/// Lets a command that only prints end quietly when its reader goes away
+/// (`gpushare list | head`), as Unix tools do, instead of panicking in `println!`. Only for
+/// such commands: the runner must survive a worker closing its pipe.
+fn quiet_on_closed_stdout() {
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Runtime::new().map_err(CliError::Runtime)
 }
 
 /// Runs the parsed command and returns the process exit code.
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    if matches!(
+        cli.command,
+        Command::Validate(_) | Command::List(_) | Command::Report(_) | Command::Doctor(_)
+    ) {
+        quiet_on_closed_stdout();
+    }
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::List(args) => list::run(args),

@@ -164,7 +164,7 @@ struct Measured {
 
 fn empty_record(t: &TenantInstance, seed: u64) -> TenantRecord {
     let (device, item) = workload::find(&t.workload)
-        .map(|w| (w.device, w.item.to_string()))
+        .map(|w| (w.device_for(&t.params), w.item.to_string()))
         .unwrap_or((workload::Device::Cpu, "items".to_string()));
     TenantRecord {
         name: t.name.clone(),

@@ -6,9 +6,12 @@
 
 mod cpu_synthetic;
 mod error;
+mod models;
 mod params;
 pub mod probe;
 mod registry;
+#[cfg(feature = "torch")]
+pub mod torch;
 
 pub use cpu_synthetic::CpuSynthetic;
 pub use error::WorkloadError;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{probe, CpuSynthetic, ParamInfo, Params, Workload, WorkloadError};
+use super::{models, probe, CpuSynthetic, ParamInfo, Params, Workload, WorkloadError};
 
 /// Where a workload does its work. Reports label CPU workloads so their figures are never
 /// read as GPU data.
@@ -67,6 +67,78 @@ static REGISTRY: &[WorkloadInfo] = &[
         build: probe::build_latency,
     },
     WorkloadInfo {
+        name: "train.resnet50",
+        summary: "tch: training steps (forward, backward, optimizer) of ResNet-50 (torchvision, 25.6 M parameters)",
+        item: "images",
+        device: Device::Gpu,
+        params: models::PARAMS,
+        availability: models::AVAILABILITY,
+        build: models::build::<0, true>,
+    },
+    WorkloadInfo {
+        name: "train.bert-base",
+        summary: "tch: training steps (forward, backward, optimizer) of BERT-base encoder with a 2-label head (109 M parameters)",
+        item: "sequences",
+        device: Device::Gpu,
+        params: models::PARAMS,
+        availability: models::AVAILABILITY,
+        build: models::build::<1, true>,
+    },
+    WorkloadInfo {
+        name: "train.gpt2-small",
+        summary: "tch: training steps (forward, backward, optimizer) of GPT-2 small, causal LM (124 M parameters)",
+        item: "sequences",
+        device: Device::Gpu,
+        params: models::PARAMS,
+        availability: models::AVAILABILITY,
+        build: models::build::<2, true>,
+    },
+    WorkloadInfo {
+        name: "train.vit-b16",
+        summary: "tch: training steps (forward, backward, optimizer) of ViT-B/16 (torchvision, 86.6 M parameters)",
+        item: "images",
+        device: Device::Gpu,
+        params: models::PARAMS,
+        availability: models::AVAILABILITY,
+        build: models::build::<3, true>,
+    },
+    WorkloadInfo {
+        name: "infer.batch.resnet50",
+        summary: "tch: batch inference of ResNet-50 (torchvision, 25.6 M parameters)",
+        item: "images",
+        device: Device::Gpu,
+        params: models::PARAMS,
+        availability: models::AVAILABILITY,
+        build: models::build::<0, false>,
+    },
+    WorkloadInfo {
+        name: "infer.batch.bert-base",
+        summary: "tch: batch inference of BERT-base encoder with a 2-label head (109 M parameters)",
+        item: "sequences",
+        device: Device::Gpu,
+        params: models::PARAMS,
+        availability: models::AVAILABILITY,
+        build: models::build::<1, false>,
+    },
+    WorkloadInfo {
+        name: "infer.batch.gpt2-small",
+        summary: "tch: batch inference of GPT-2 small, causal LM (124 M parameters)",
+        item: "sequences",
+        device: Device::Gpu,
+        params: models::PARAMS,
+        availability: models::AVAILABILITY,
+        build: models::build::<2, false>,
+    },
+    WorkloadInfo {
+        name: "infer.batch.vit-b16",
+        summary: "tch: batch inference of ViT-B/16 (torchvision, 86.6 M parameters)",
+        item: "images",
+        device: Device::Gpu,
+        params: models::PARAMS,
+        availability: models::AVAILABILITY,
+        build: models::build::<3, false>,
+    },
+    WorkloadInfo {
         name: "cpu.synthetic",
         summary: "CPU test fixture: spins for a fixed time per step (never GPU data)",
         item: "steps",
@@ -76,6 +148,19 @@ static REGISTRY: &[WorkloadInfo] = &[
         build: CpuSynthetic::build,
     },
 ];
+
+impl WorkloadInfo {
+    /// Where the workload runs with these parameters: its usual device, unless it takes a
+    /// `device` parameter and that says "cpu" (reports then label its figures CPU data).
+    pub fn device_for(&self, params: &Params) -> Device {
+        let has_device_param = self.params.iter().any(|p| p.name == "device");
+        if has_device_param && params.str_or("device", "") == "cpu" {
+            Device::Cpu
+        } else {
+            self.device
+        }
+    }
+}
 
 /// Every workload, in the order `gpushare list` shows them.
 pub fn registry() -> &'static [WorkloadInfo] {

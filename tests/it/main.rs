@@ -10,4 +10,6 @@ mod scenarios;
 mod serve;
 mod sharing_mps;
 mod support;
+#[cfg(feature = "torch")]
+mod torch_models;
 mod worker_failures;

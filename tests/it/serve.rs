@@ -201,7 +201,9 @@ async fn a_full_queue_answers_503_and_the_server_keeps_serving() {
         queue_capacity: 2,
         ..quick_config()
     };
-    let backend = DelayBackend::new(4, Duration::from_millis(200));
+    // Each batch takes a second, so all ten requests arrive while the first one runs, even
+    // on a loaded 2-core machine.
+    let backend = DelayBackend::new(4, Duration::from_millis(1000));
     let server = TestServer::start_ready(config, backend).await;
     let addr = server.addr;
     let replies = futures_join_all(
