@@ -150,3 +150,46 @@ fn h200_probes_study_renders_as_summary() {
 fn h200_probes_study_renders_as_markdown() {
     insta::assert_snapshot!("h200_probes_markdown", render_h200("markdown"));
 }
+
+/// A tiny model on the CPU through the whole pipeline: worker processes, barrier,
+/// samples, report. Its figures are labelled CPU data.
+#[cfg(feature = "torch")]
+#[test]
+fn tiny_torch_models_run_as_tenants_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = crate::common::write_scenario(
+        dir.path(),
+        "torch.toml",
+        r#"name = "torch-cpu"
+[run]
+warmup_s = 0.0
+duration_s = 2.0
+repetitions = 1
+min_samples = 3
+[[modes]]
+mode = "time-slicing"
+[[tenants]]
+name = "resnet"
+workload = "train.resnet50"
+params = { tiny = true, device = "cpu" }
+[[tenants]]
+name = "bert"
+workload = "infer.batch.bert-base"
+params = { tiny = true, device = "cpu" }
+"#,
+    );
+    let out_dir = dir.path().join("study");
+    let out = gpushare()
+        .args(["run", "--format", "json", "--out"])
+        .arg(&out_dir)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let shared = &report["analysis"]["runs"][1];
+    assert_eq!(shared["tenants"][0]["item"], "images");
+    assert_eq!(shared["tenants"][0]["device"], "cpu");
+    assert_eq!(shared["tenants"][1]["item"], "sequences");
+    assert!(shared["tenants"][1]["throughput_items_per_s"].as_f64().unwrap() > 0.0);
+}
