@@ -191,5 +191,10 @@ params = { tiny = true, device = "cpu" }
     assert_eq!(shared["tenants"][0]["item"], "images");
     assert_eq!(shared["tenants"][0]["device"], "cpu");
     assert_eq!(shared["tenants"][1]["item"], "sequences");
-    assert!(shared["tenants"][1]["throughput_items_per_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        shared["tenants"][1]["throughput_items_per_s"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
 }
