@@ -233,11 +233,16 @@ fn gpu_mps_active_thread_percentage_limits_sms() {
     assert_no_mps_process_left();
 }
 
+/// The pinned limit for these checks. A client's CUDA context counts against it too: on
+/// the H200 (driver 580, CUDA 13) a context could not even be created under a 512 MiB
+/// limit (CUDA_ERROR_OUT_OF_MEMORY in cuCtxCreate), so the limit leaves room for one.
+const PINNED_LIMIT_MIB: u64 = 4096;
+
 #[test]
 fn gpu_mps_pinned_memory_limit_fails_an_oversized_allocation() {
     let limited_by_default = MpsSetting {
         active_thread_percentage: None,
-        pinned_memory_limit_mib: Some(512),
+        pinned_memory_limit_mib: Some(PINNED_LIMIT_MIB),
     };
     let guard = MpsGuard::enter(
         &limited_by_default,
@@ -246,22 +251,25 @@ fn gpu_mps_pinned_memory_limit_fails_an_oversized_allocation() {
     .unwrap();
     let env = guard.tenant_env(0).unwrap();
     let small = run_client(&env, 64, || {});
-    let large = run_client(&env, 1024, || {});
+    let large = run_client(&env, 2 * PINNED_LIMIT_MIB as usize, || {});
     Box::new(guard).exit().unwrap();
-    assert_eq!(small.alloc_error, None, "64 MiB fits under a 512 MiB limit");
+    assert_eq!(small.alloc_error, None, "64 MiB fits under the limit");
     assert!(
         large.alloc_error.is_some(),
-        "1024 MiB must not fit under 512 MiB"
+        "twice the limit must not fit under it"
     );
 
     let limited_tenant = TenantSharing {
-        mps_pinned_memory_limit_mib: Some(512),
+        mps_pinned_memory_limit_mib: Some(PINNED_LIMIT_MIB),
         ..TenantSharing::default()
     };
     let guard = MpsGuard::enter(&MpsSetting::default(), &context(vec![limited_tenant])).unwrap();
     let env = guard.tenant_env(0).unwrap();
-    assert!(env.contains(&("CUDA_MPS_PINNED_DEVICE_MEM_LIMIT".into(), "0=512M".into())));
-    let large = run_client(&env, 1024, || {});
+    assert!(env.contains(&(
+        "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT".into(),
+        format!("0={PINNED_LIMIT_MIB}M")
+    )));
+    let large = run_client(&env, 2 * PINNED_LIMIT_MIB as usize, || {});
     Box::new(guard).exit().unwrap();
     assert!(
         large.alloc_error.is_some(),
