@@ -135,7 +135,14 @@ pub fn assess(
             .map(|mode| ModeAvailability {
                 mode: mode.to_string(),
                 available: false,
-                reason: format!("needs an NVIDIA GPU: {problem}"),
+                reason: if matches!(mode, "exclusive" | "time-slicing") {
+                    format!(
+                        "GPU tenants need an NVIDIA GPU: {problem}; CPU tenants still run \
+                         (`gpushare run smoke-cpu`)"
+                    )
+                } else {
+                    format!("needs an NVIDIA GPU: {problem}")
+                },
             })
             .collect(),
         None => vec![
@@ -515,6 +522,11 @@ mod tests {
             mode(&report, "mps").reason,
             "needs an NVIDIA GPU: NVML could not be loaded (libnvidia-ml.so.1: cannot open \
              shared object file)"
+        );
+        assert_eq!(
+            mode(&report, "time-slicing").reason,
+            "GPU tenants need an NVIDIA GPU: NVML could not be loaded (libnvidia-ml.so.1: \
+             cannot open shared object file); CPU tenants still run (`gpushare run smoke-cpu`)"
         );
     }
 
