@@ -12,6 +12,18 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "mig-probes",
         include_str!("../../scenarios/mig-probes.toml"),
     ),
+    (
+        "resnet50-train-x2",
+        include_str!("../../scenarios/resnet50-train-x2.toml"),
+    ),
+    (
+        "resnet50-train-bert-infer",
+        include_str!("../../scenarios/resnet50-train-bert-infer.toml"),
+    ),
+    (
+        "gpt2-train-vit-infer",
+        include_str!("../../scenarios/gpt2-train-vit-infer.toml"),
+    ),
 ];
 
 /// The text of a shipped scenario by name, with or without `.toml`.
