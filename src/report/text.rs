@@ -65,6 +65,11 @@ pub fn render(study: &Study, analysis: &Analysis, style: TextStyle) -> String {
         &mut out,
         "Sharing (NP against exclusive; STP = sum NP, ANTT = mean 1/NP, fairness = Jain)",
     );
+    out.push_str(
+        "GPU util and power: NVML means over the measured windows. Energy gain: the energy \
+         the tenants would have used alone for the same items over the energy used shared \
+         (above 1, sharing saved energy).\n\n",
+    );
     out.push_str(&table(sharing_rows(study, analysis), style));
 
     for group in analysis
