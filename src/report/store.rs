@@ -85,3 +85,54 @@ pub fn now_rfc3339() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "unknown".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(err: &StoreError) -> String {
+        crate::gpu::error_chain(err)
+    }
+
+    #[test]
+    fn another_schema_version_is_named_with_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RUN_FILE);
+        std::fs::write(&path, r#"{"schema_version": 99}"#).unwrap();
+        let err = read_study(dir.path()).unwrap_err();
+        assert_eq!(
+            chain(&err),
+            format!(
+                "reading {}: schema version 99, this gpushare reads version {SCHEMA_VERSION}",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_json_is_a_parse_error_with_its_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RUN_FILE);
+        std::fs::write(&path, "{\n  \"schema_version\": 1,\n  oops\n}").unwrap();
+        let err = read_study(&path).unwrap_err();
+        assert_eq!(
+            chain(&err),
+            format!(
+                "parsing {}: key must be a string at line 3 column 3",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_study_missing_fields_says_which() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RUN_FILE);
+        std::fs::write(&path, r#"{"schema_version": 1}"#).unwrap();
+        let err = read_study(&path).unwrap_err();
+        assert_eq!(
+            chain(&err),
+            format!("parsing {}: missing field `scenario`", path.display())
+        );
+    }
+}
