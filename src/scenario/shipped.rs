@@ -12,6 +12,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "mig-probes",
         include_str!("../../scenarios/mig-probes.toml"),
     ),
+    (
+        "notebook-vs-training",
+        include_str!("../../scenarios/notebook-vs-training.toml"),
+    ),
 ];
 
 /// The text of a shipped scenario by name, with or without `.toml`.
