@@ -24,6 +24,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "gpt2-train-vit-infer",
         include_str!("../../scenarios/gpt2-train-vit-infer.toml"),
     ),
+    (
+        "notebook-vs-training",
+        include_str!("../../scenarios/notebook-vs-training.toml"),
+    ),
 ];
 
 /// The text of a shipped scenario by name, with or without `.toml`.

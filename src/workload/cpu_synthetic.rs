@@ -140,7 +140,7 @@ impl CpuSynthetic {
 }
 
 /// Busy-waits: the fixture models a compute-bound step, which sleeping would not.
-fn spin_for(duration: Duration) {
+pub(super) fn spin_for(duration: Duration) {
     let deadline = Instant::now() + duration;
     while Instant::now() < deadline {
         std::hint::spin_loop();

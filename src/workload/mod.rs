@@ -7,6 +7,7 @@
 mod cpu_synthetic;
 mod error;
 mod models;
+mod notebook;
 mod params;
 pub mod probe;
 mod registry;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{models, probe, CpuSynthetic, ParamInfo, Params, Workload, WorkloadError};
+use super::{models, notebook, probe, CpuSynthetic, ParamInfo, Params, Workload, WorkloadError};
 
 /// Where a workload does its work. Reports label CPU workloads so their figures are never
 /// read as GPU data.
@@ -137,6 +137,17 @@ static REGISTRY: &[WorkloadInfo] = &[
         params: models::PARAMS,
         availability: models::AVAILABILITY,
         build: models::build::<3, false>,
+    },
+    WorkloadInfo {
+        name: "interactive.notebook",
+        summary: "bursty session: exponential think time, then FMA-kernel cells; latency is the wait for a burst (device = \"cpu\" spins instead)",
+        item: "cells",
+        device: Device::Gpu,
+        params: notebook::PARAMS,
+        // Available in every build: device = "cpu" needs no GPU, and building it with
+        // device = "cuda" without the cuda feature says why it cannot run.
+        availability: Availability::Available,
+        build: notebook::build,
     },
     WorkloadInfo {
         name: "cpu.synthetic",

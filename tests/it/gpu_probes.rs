@@ -237,3 +237,30 @@ fn gpu_monitor_samples_while_a_probe_runs() {
         "no per-process utilization and no note"
     );
 }
+
+/// `interactive.notebook` on the GPU: a cell sized to 20 ms of device time comes back in
+/// about that (its latency), and the step also sleeps its think time.
+#[test]
+fn gpu_notebook_cell_latency_is_about_cell_ms() {
+    let p = params(&[
+        ("think_ms", ParamValue::Float(10.0)),
+        ("cell_ms", ParamValue::Float(20.0)),
+    ]);
+    let mut w = ok(workload::build("interactive.notebook", &p, 3));
+    ok(w.prepare(Duration::from_millis(200)));
+    let mut latencies_ms = vec![];
+    for _ in 0..20 {
+        let step = ok(w.step());
+        assert_eq!(step.items, 1);
+        latencies_ms.push(step.latency_s.unwrap() * 1e3);
+    }
+    latencies_ms.sort_by(f64::total_cmp);
+    let median_ms = latencies_ms[latencies_ms.len() / 2];
+    figure("notebook_cell_latency_p50", median_ms, "ms");
+    // The launch is sized from two timed launches; a lone tenant's wait adds only the
+    // launch and synchronize overhead (microseconds) to the device time.
+    assert!(
+        (15.0..30.0).contains(&median_ms),
+        "median cell latency {median_ms:.2} ms for a 20 ms cell"
+    );
+}

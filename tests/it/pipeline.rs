@@ -198,3 +198,65 @@ params = { tiny = true, device = "cpu" }
             > 0.0
     );
 }
+
+/// An `interactive.notebook` session on the CPU next to a CPU fixture, alone and
+/// time-sliced: its wait per cell comes back as a latency distribution, its SLO is judged
+/// on that wait (not on the step, which includes think time), and it is labelled CPU data.
+#[test]
+fn notebook_on_the_cpu_reports_its_cell_latency_as_cpu_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = crate::common::write_scenario(
+        dir.path(),
+        "notebook.toml",
+        r#"name = "notebook-cpu"
+[run]
+warmup_s = 0.0
+duration_s = 1.5
+repetitions = 1
+min_samples = 10
+[[modes]]
+mode = "exclusive"
+[[modes]]
+mode = "time-slicing"
+[[tenants]]
+name = "notebook"
+workload = "interactive.notebook"
+params = { device = "cpu", think_ms = 20.0, cell_ms = 5.0 }
+slo = { percentile = 50.0, target_ms = 1000.0 }
+[[tenants]]
+name = "steady"
+workload = "cpu.synthetic"
+params = { step_ms = 2.0 }
+"#,
+    );
+    let out_dir = dir.path().join("study");
+    let out = gpushare()
+        .args(["run", "--format", "json", "--out"])
+        .arg(&out_dir)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let runs = report["analysis"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        let notebook = run["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "notebook")
+            .unwrap();
+        assert_eq!(notebook["device"], "cpu");
+        assert_eq!(notebook["item"], "cells");
+        let latency = &notebook["latency"];
+        assert!(latency["n"].as_u64().unwrap() >= 10, "{latency}");
+        // A cell spins 5 ms; the median wait is at least that, and far below a think
+        // plus a cell, which is what the step time would show.
+        let p50_ms = latency["p50_ms"].as_f64().unwrap();
+        assert!((4.9..500.0).contains(&p50_ms), "p50 {p50_ms} ms");
+        let slo = &notebook["slo"];
+        assert_eq!(slo["observed_ms"].as_f64().unwrap(), p50_ms);
+        assert_eq!(slo["met"], true);
+    }
+}
