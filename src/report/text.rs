@@ -65,11 +65,13 @@ pub fn render(study: &Study, analysis: &Analysis, style: TextStyle) -> String {
         &mut out,
         "Sharing (NP against exclusive; STP = sum NP, ANTT = mean 1/NP, fairness = Jain)",
     );
-    out.push_str(
-        "GPU util and power: NVML means over the measured windows. Energy gain: the energy \
-         the tenants would have used alone for the same items over the energy used shared \
-         (above 1, sharing saved energy).\n\n",
-    );
+    if analysis.groups.iter().any(|g| g.util_gpu_pct.is_some()) {
+        out.push_str(
+            "GPU util and power: NVML means over the measured windows. Energy gain: the energy \
+             the tenants would have used alone for the same items over the energy used shared \
+             (above 1, sharing saved energy).\n\n",
+        );
+    }
     out.push_str(&table(sharing_rows(study, analysis), style));
 
     for group in analysis
@@ -186,6 +188,22 @@ fn tenant_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
             ]);
         }
     }
+    without_empty_columns(rows, &[9])
+}
+
+/// Drops the given columns (ascending indices) where no data row has a value, so a study
+/// without GPU samples shows no empty GPU columns.
+fn without_empty_columns(mut rows: Vec<Vec<String>>, optional: &[usize]) -> Vec<Vec<String>> {
+    let empty: Vec<usize> = optional
+        .iter()
+        .copied()
+        .filter(|&col| rows.iter().skip(1).all(|row| row[col] == "-"))
+        .collect();
+    for row in &mut rows {
+        for &col in empty.iter().rev() {
+            row.remove(col);
+        }
+    }
     rows
 }
 
@@ -214,7 +232,7 @@ fn sharing_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
             format!("{}/{}", group.n_valid, group.n_runs),
         ]);
     }
-    rows
+    without_empty_columns(rows, &[5, 6, 7])
 }
 
 fn run_rows(analysis: &Analysis) -> Vec<Vec<String>> {
@@ -243,4 +261,32 @@ fn run_rows(analysis: &Analysis) -> Vec<Vec<String>> {
         ]);
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_empty_columns;
+
+    fn rows(data: &[&[&str]]) -> Vec<Vec<String>> {
+        data.iter()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn only_optional_columns_without_any_value_are_dropped() {
+        let table = rows(&[
+            &["mode", "STP", "GPU util %", "power W"],
+            &["exclusive", "-", "-", "300"],
+            &["mps", "2.0", "-", "-"],
+        ]);
+        assert_eq!(
+            without_empty_columns(table, &[1, 2, 3]),
+            rows(&[
+                &["mode", "STP", "power W"],
+                &["exclusive", "-", "300"],
+                &["mps", "2.0", "-"],
+            ])
+        );
+    }
 }
