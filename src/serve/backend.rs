@@ -47,6 +47,14 @@ pub trait InferenceBackend: Send + 'static {
     /// Runs one batch; returns one output per item, in order.
     fn infer(&mut self, batch: Batch) -> Result<Vec<Tensor>, BackendError>;
 
+    /// For i64 inputs that index a table (token ids): every element must lie in
+    /// `0..index_limit`, else the request is refused with 422 before it is queued (an
+    /// out-of-range id would make an embedding lookup fail, on a GPU fatally for the CUDA
+    /// context). `None`, the default, checks no values.
+    fn index_limit(&self) -> Option<i64> {
+        None
+    }
+
     /// The input spec request bodies are checked against.
     fn input_spec(&self) -> InputSpec {
         InputSpec {

@@ -44,6 +44,8 @@ pub(crate) struct Reply {
 pub(crate) struct ReadyModel {
     pub model: String,
     pub spec: InputSpec,
+    /// See `InferenceBackend::index_limit`.
+    pub index_limit: Option<i64>,
 }
 
 /// How batches are formed.
@@ -78,6 +80,7 @@ pub(crate) fn spawn(
             let ready_model = ReadyModel {
                 model: backend.name().to_owned(),
                 spec: backend.input_spec(),
+                index_limit: backend.index_limit(),
             };
             let spec = ready_model.spec.clone();
             // `ready` is set only here, once, so it cannot already hold a value.

@@ -111,6 +111,22 @@ pub fn check_against_spec(tensor: Tensor, spec: &InputSpec) -> Result<Tensor, Re
     })
 }
 
+/// Rejects an i64 tensor with an element outside `0..limit` (422), naming the first one.
+/// f32 tensors pass: they index nothing.
+pub fn check_index_range(tensor: &Tensor, limit: i64) -> Result<(), RequestError> {
+    let TensorData::I64(values) = &tensor.data else {
+        return Ok(());
+    };
+    match values.iter().position(|value| !(0..limit).contains(value)) {
+        Some(position) => Err(RequestError::IndexOutOfRange {
+            position,
+            value: values[position],
+            limit,
+        }),
+        None => Ok(()),
+    }
+}
+
 #[derive(Deserialize)]
 struct InferRequestJson {
     inputs: TensorJson,
@@ -427,5 +443,25 @@ mod tests {
         );
         let err = BodyFormat::from_content_type(Some("text/plain")).unwrap_err();
         assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn index_range_names_the_first_id_outside_and_ignores_floats() {
+        let ids =
+            |values: Vec<i64>| Tensor::new(vec![values.len() as i64], TensorData::I64(values));
+        assert_eq!(check_index_range(&ids(vec![0, 5, 9]).unwrap(), 10), Ok(()));
+        let err = check_index_range(&ids(vec![0, 10, -1]).unwrap(), 10).unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            err.to_string(),
+            "element 1 is 10, outside the valid ids 0..10"
+        );
+        let err = check_index_range(&ids(vec![3, -1]).unwrap(), 10).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "element 1 is -1, outside the valid ids 0..10"
+        );
+        let floats = Tensor::vector_f32(vec![1e9, -3.0]);
+        assert_eq!(check_index_range(&floats, 10), Ok(()));
     }
 }

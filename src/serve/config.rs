@@ -19,6 +19,14 @@ pub enum ServeModel {
     /// answers each item's sum; for tests and CI, never GPU data.
     #[value(name = "test.delay")]
     TestDelay,
+    /// torchvision's ResNet-50 (tch, `torch` feature): one f32 image `[3, 224, 224]` in
+    /// (`[3, 32, 32]` with `--tiny`), its class logits out.
+    #[value(name = "resnet50")]
+    Resnet50,
+    /// BERT-base with a 2-label classification head (tch, `torch` feature): i64 token ids
+    /// `[seq_len]` in, the 2 label logits out.
+    #[value(name = "bert-base")]
+    BertBase,
 }
 
 impl ServeModel {
@@ -26,8 +34,20 @@ impl ServeModel {
     pub fn name(self) -> &'static str {
         match self {
             Self::TestDelay => "test.delay",
+            Self::Resnet50 => "resnet50",
+            Self::BertBase => "bert-base",
         }
     }
+}
+
+/// Numeric precision of a torch model's forward pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServePrecision {
+    /// Everything in float32.
+    #[default]
+    Fp32,
+    /// float32 parameters, forward pass in bf16 autocast.
+    Bf16,
 }
 
 /// Arguments of `gpushare serve`.
@@ -71,6 +91,19 @@ pub struct ServeArgs {
     /// test.delay: input element type.
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: Dtype,
+    /// resnet50, bert-base: device to run on, `cuda` (GPU 0), `cuda:N` or `cpu`.
+    #[arg(long, default_value = "cuda")]
+    pub device: String,
+    /// resnet50, bert-base: precision of the forward pass.
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: ServePrecision,
+    /// resnet50, bert-base: the model's tiny configuration (32x32 images, 16 tokens by
+    /// default, 10 classes or a 128-token vocabulary), for CPU tests; never GPU data.
+    #[arg(long)]
+    pub tiny: bool,
+    /// bert-base: tokens per request. Default 128 (16 with `--tiny`).
+    #[arg(long)]
+    pub seq_len: Option<usize>,
 }
 
 /// How the server listens, queues and batches.
@@ -137,7 +170,34 @@ pub fn backend_factory(args: &ServeArgs) -> BackendFactory {
                 Ok(Box::new(backend) as Box<dyn InferenceBackend>)
             })
         }
+        ServeModel::Resnet50 | ServeModel::BertBase => torch_factory(args),
     }
+}
+
+#[cfg(feature = "torch")]
+fn torch_factory(args: &ServeArgs) -> BackendFactory {
+    let args = args.clone();
+    Box::new(move || {
+        super::torch::TorchBackend::new(&args)
+            .map(|backend| Box::new(backend) as Box<dyn InferenceBackend>)
+    })
+}
+
+#[cfg(not(feature = "torch"))]
+fn torch_factory(args: &ServeArgs) -> BackendFactory {
+    let model = args.model;
+    Box::new(move || Err(BackendError::msg(torch_missing_message(model))))
+}
+
+/// Why a torch model cannot load in a build without the `torch` feature, and the fix.
+#[cfg(not(feature = "torch"))]
+fn torch_missing_message(model: ServeModel) -> String {
+    format!(
+        "building {}: this gpushare was built without the `torch` feature; build it with \
+         `scripts/with-libtorch.sh cargo build --release --features torch` \
+         (README, \"Torch workloads\")",
+        model.name()
+    )
 }
 
 #[cfg(test)]
@@ -169,6 +229,41 @@ mod tests {
         let config = ServeConfig::from(&cli.serve);
         assert_eq!(config.max_batch_size, 8);
         assert!(Cli::try_parse_from(["serve", "--model", "resnet9000"]).is_err());
+        let cli = Cli::parse_from([
+            "serve",
+            "--model",
+            "bert-base",
+            "--device",
+            "cpu",
+            "--precision",
+            "bf16",
+            "--tiny",
+            "--seq-len",
+            "32",
+        ]);
+        assert_eq!(cli.serve.model, ServeModel::BertBase);
+        assert_eq!(cli.serve.precision, ServePrecision::Bf16);
+        assert_eq!(cli.serve.seq_len, Some(32));
+        assert!(cli.serve.tiny);
+        let cli = Cli::parse_from(["serve", "--model", "resnet50"]);
+        assert_eq!(cli.serve.device, "cuda");
+        assert_eq!(cli.serve.precision, ServePrecision::Fp32);
+    }
+
+    #[cfg(not(feature = "torch"))]
+    #[test]
+    fn torch_models_without_the_feature_say_how_to_build_with_it() {
+        for model in ["resnet50", "bert-base"] {
+            let cli = Cli::parse_from(["serve", "--model", model]);
+            let err = backend_factory(&cli.serve)().err().unwrap();
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("building {model}: ")),
+                "{message}"
+            );
+            assert!(message.contains("--features torch"), "{message}");
+            assert!(message.contains("Torch workloads"), "{message}");
+        }
     }
 
     #[test]

@@ -133,6 +133,13 @@ pub enum RequestError {
         expected_batched: Vec<i64>,
         got: Vec<i64>,
     },
+    /// 422: an index input (token id) outside what the model's table holds.
+    #[error("element {position} is {value}, outside the valid ids 0..{limit}")]
+    IndexOutOfRange {
+        position: usize,
+        value: i64,
+        limit: i64,
+    },
     /// 503: the bounded queue is full.
     #[error("server is overloaded: the request queue is full ({capacity} waiting); retry later")]
     QueueFull { capacity: usize },
@@ -162,7 +169,9 @@ impl RequestError {
             Self::Malformed { .. } => StatusCode::BAD_REQUEST,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::WrongDtype { .. } | Self::WrongShape { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::WrongDtype { .. } | Self::WrongShape { .. } | Self::IndexOutOfRange { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::QueueFull { .. } | Self::NotReady | Self::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

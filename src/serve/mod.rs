@@ -20,14 +20,18 @@ mod error;
 mod metrics;
 mod server;
 mod tensor;
+#[cfg(feature = "torch")]
+mod torch;
 
 pub use backend::{BackendFactory, Batch, InferenceBackend};
-pub use config::{backend_factory, ServeArgs, ServeConfig, ServeModel};
+pub use config::{backend_factory, ServeArgs, ServeConfig, ServeModel, ServePrecision};
 pub use delay::DelayBackend;
 pub use error::{BackendError, RequestError, ServeError};
 pub use metrics::METRICS_CONTENT_TYPE;
 pub use server::{shutdown_signal, Server};
 pub use tensor::{n_elements, Dtype, InputSpec, Tensor, TensorData};
+#[cfg(feature = "torch")]
+pub use torch::TorchBackend;
 
 use std::future::Future;
 

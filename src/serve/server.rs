@@ -24,7 +24,9 @@ use tokio::sync::oneshot;
 
 use super::backend::BackendFactory;
 use super::batcher::{self, BatchPolicy, Job, ReadyModel, Reply};
-use super::body::{decode_request, encode_binary, BodyFormat, BINARY_CONTENT_TYPE};
+use super::body::{
+    check_index_range, decode_request, encode_binary, BodyFormat, BINARY_CONTENT_TYPE,
+};
 use super::config::ServeConfig;
 use super::error::{RequestError, ServeError};
 use super::metrics::{Metrics, METRICS_CONTENT_TYPE};
@@ -254,12 +256,8 @@ async fn infer_one(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Reply, RequestError> {
-    let spec = state
-        .ready
-        .get()
-        .ok_or(RequestError::NotReady)?
-        .spec
-        .clone();
+    let ready = state.ready.get().ok_or(RequestError::NotReady)?;
+    let (spec, index_limit) = (ready.spec.clone(), ready.index_limit);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
@@ -274,6 +272,9 @@ async fn infer_one(
     } else {
         decode_request(format, &bytes, &spec)?
     };
+    if let Some(limit) = index_limit {
+        check_index_range(&input, limit)?;
+    }
     let (reply, answer) = oneshot::channel();
     let job = Job {
         input,

@@ -8,6 +8,8 @@ mod load;
 mod pipeline;
 mod scenarios;
 mod serve;
+#[cfg(feature = "torch")]
+mod serve_torch;
 mod sharing_mps;
 mod support;
 #[cfg(feature = "torch")]

@@ -51,37 +51,7 @@ impl TorchJob {
     pub fn new(spec: &TorchJobSpec) -> Result<Self, TorchError> {
         let settings = spec.resolve()?;
         let device = settings.device;
-        if let Device::Cuda(idx) = device {
-            let n_devices = Cuda::device_count();
-            if !Cuda::is_available() || idx as i64 >= n_devices {
-                return Err(TorchError::DeviceUnavailable {
-                    model: settings.model,
-                    device: device_name(device),
-                    n_devices,
-                });
-            }
-            // cuDNN times the candidate algorithms of each new convolution shape during the
-            // first steps and keeps the fastest, as `torch.backends.cudnn.benchmark = True`.
-            Cuda::cudnn_set_benchmark(true);
-        }
-        // One seed for initialisation, inputs and dropout; `manual_seed` seeds the CPU and
-        // every GPU generator.
-        tch::manual_seed(i64::from_ne_bytes(settings.seed.to_ne_bytes()));
-
-        let var_store = nn::VarStore::new(device);
-        let network = build_network(
-            &var_store,
-            settings.model,
-            settings.tiny,
-            settings.image_size,
-        )?;
-        if settings.channels_last {
-            convert_to_channels_last(&var_store).map_err(|message| TorchError::Build {
-                model: settings.model,
-                device: device_name(device),
-                message,
-            })?;
-        }
+        let (var_store, network) = build_on_device(&settings)?;
         let batch = SyntheticBatch::new(&settings)?;
         let optimizer = settings
             .optimizer
@@ -161,19 +131,64 @@ impl TorchJob {
     }
 
     fn synchronize(&self) -> Result<(), TorchError> {
-        let Device::Cuda(idx) = self.settings.device else {
-            // CPU operations have finished when they return.
-            return Ok(());
-        };
-        // tch's `synchronize` panics when CUDA reports an error from earlier asynchronous
-        // work (an illegal access, a fault under MPS); that is an error of this job.
-        panic::catch_unwind(|| Cuda::synchronize(idx as i64)).map_err(|payload| {
-            TorchError::Synchronize {
-                device: device_name(self.settings.device),
-                message: panic_message(payload.as_ref()),
-            }
-        })
+        synchronize_device(self.settings.device)
     }
+}
+
+/// Checks the device, seeds libtorch and builds the network of `settings` on its device
+/// (channels-last when asked): what a train or infer job and the inference server share.
+pub(super) fn build_on_device(
+    settings: &TorchJobSettings,
+) -> Result<(nn::VarStore, Network), TorchError> {
+    let device = settings.device;
+    if let Device::Cuda(idx) = device {
+        let n_devices = Cuda::device_count();
+        if !Cuda::is_available() || idx as i64 >= n_devices {
+            return Err(TorchError::DeviceUnavailable {
+                model: settings.model,
+                device: device_name(device),
+                n_devices,
+            });
+        }
+        // cuDNN times the candidate algorithms of each new convolution shape during the
+        // first steps and keeps the fastest, as `torch.backends.cudnn.benchmark = True`.
+        Cuda::cudnn_set_benchmark(true);
+    }
+    // One seed for initialisation, inputs and dropout; `manual_seed` seeds the CPU and
+    // every GPU generator.
+    tch::manual_seed(i64::from_ne_bytes(settings.seed.to_ne_bytes()));
+
+    let var_store = nn::VarStore::new(device);
+    let network = build_network(
+        &var_store,
+        settings.model,
+        settings.tiny,
+        settings.image_size,
+    )?;
+    if settings.channels_last {
+        convert_to_channels_last(&var_store).map_err(|message| TorchError::Build {
+            model: settings.model,
+            device: device_name(device),
+            message,
+        })?;
+    }
+    Ok((var_store, network))
+}
+
+/// Waits until `device` has finished all queued work (a no-op on the CPU, whose
+/// operations have finished when they return).
+pub(super) fn synchronize_device(device: Device) -> Result<(), TorchError> {
+    let Device::Cuda(idx) = device else {
+        return Ok(());
+    };
+    // tch's `synchronize` panics when CUDA reports an error from earlier asynchronous
+    // work (an illegal access, a fault under MPS); that is an error of this job.
+    panic::catch_unwind(|| Cuda::synchronize(idx as i64)).map_err(|payload| {
+        TorchError::Synchronize {
+            device: device_name(device),
+            message: panic_message(payload.as_ref()),
+        }
+    })
 }
 
 fn train_step(
@@ -213,14 +228,16 @@ fn infer_step(
     Ok(())
 }
 
-fn autocast_guard(settings: &TorchJobSettings) -> Result<Option<AutocastGuard>, TorchError> {
+pub(super) fn autocast_guard(
+    settings: &TorchJobSettings,
+) -> Result<Option<AutocastGuard>, TorchError> {
     match settings.precision {
         Precision::Fp32 => Ok(None),
         Precision::Bf16 => AutocastGuard::bf16(settings.device).map(Some),
     }
 }
 
-fn step_error(
+pub(super) fn step_error(
     settings: &TorchJobSettings,
     during: &'static str,
 ) -> impl FnOnce(TchError) -> TorchError {

@@ -16,12 +16,14 @@ mod layers;
 mod network;
 mod optim;
 pub mod resnet;
+mod serving;
 mod shim;
 mod spec;
 pub mod vit;
 
 pub use error::TorchError;
 pub use job::{cuda_available, parameter_count, TorchJob};
+pub use serving::InferenceModel;
 pub use shim::{autocast_enabled, AutocastGuard};
 pub use spec::{
     device_name, parse_device, JobKind, ModelKind, OptimizerKind, Precision, TorchJobSettings,

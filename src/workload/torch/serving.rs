@@ -1,0 +1,177 @@
+//! A model in evaluation mode that runs batches the caller gives it: what the inference
+//! server (`gpushare serve --model resnet50|bert-base`) puts behind its backend seam.
+//!
+//! Owns nothing but the network and its parameters on one device; it builds the same
+//! architectures a [`TorchJob`](super::TorchJob) does (same builders, same seed) and runs
+//! the same forward pass as an infer step (no autograd, evaluation mode, bf16 autocast when
+//! asked). Must not know about HTTP, queues or batching.
+
+use tch::{nn, Device, Kind, Tensor};
+
+use super::error::TorchError;
+use super::job::{autocast_guard, build_on_device, step_error, synchronize_device};
+use super::network::{bert_config, gpt2_config, resnet_config, vit_config, Network};
+use super::spec::{JobKind, ModelKind, TorchJobSettings, TorchJobSpec};
+
+/// A network in evaluation mode on one device, fed caller-given inputs.
+#[derive(Debug)]
+pub struct InferenceModel {
+    settings: TorchJobSettings,
+    network: Network,
+    /// Owns the parameters that `network` holds handles to.
+    _var_store: nn::VarStore,
+}
+
+impl InferenceModel {
+    /// Builds the spec's network on its device as an infer job would (the spec's `kind` is
+    /// taken as `infer`; its batch size only sizes [`InferenceModel::random_inputs`]).
+    pub fn new(spec: &TorchJobSpec) -> Result<Self, TorchError> {
+        let settings = TorchJobSpec {
+            kind: JobKind::Infer,
+            ..spec.clone()
+        }
+        .resolve()?;
+        let (var_store, network) = build_on_device(&settings)?;
+        Ok(Self {
+            settings,
+            network,
+            _var_store: var_store,
+        })
+    }
+
+    /// The spec with every default resolved (image size, sequence length).
+    pub fn settings(&self) -> &TorchJobSettings {
+        &self.settings
+    }
+
+    /// Shape of one input item: `[3, size, size]` for image models, `[seq_len]` for token
+    /// models.
+    pub fn item_shape(&self) -> Vec<i64> {
+        match (self.settings.image_size, self.settings.seq_len) {
+            (Some(size), _) => vec![3, size as i64, size as i64],
+            (None, seq_len) => vec![seq_len.unwrap_or(0) as i64],
+        }
+    }
+
+    /// Element type of the inputs: float32 images or int64 token ids.
+    pub fn input_kind(&self) -> Kind {
+        if self.settings.model.takes_images() {
+            Kind::Float
+        } else {
+            Kind::Int64
+        }
+    }
+
+    /// Token vocabulary size of a token model (ids must lie in `0..vocab_size`); `None`
+    /// for image models.
+    pub fn vocab_size(&self) -> Option<i64> {
+        match self.settings.model {
+            ModelKind::BertBase => Some(bert_config(self.settings.tiny).vocab_size),
+            ModelKind::Gpt2Small => Some(gpt2_config(self.settings.tiny).vocab_size),
+            ModelKind::Resnet50 | ModelKind::VitB16 => None,
+        }
+    }
+
+    /// Outputs per item of a classifier: classes for image models, labels for BERT, the
+    /// vocabulary for GPT-2 (per position).
+    pub fn n_outputs(&self) -> i64 {
+        let tiny = self.settings.tiny;
+        match self.settings.model {
+            ModelKind::Resnet50 => resnet_config(tiny).n_classes,
+            ModelKind::VitB16 => vit_config(tiny, self.settings.image_size).n_classes,
+            ModelKind::BertBase => super::bert::BertClassifier::N_LABELS,
+            ModelKind::Gpt2Small => gpt2_config(tiny).vocab_size,
+        }
+    }
+
+    /// `n_items` valid random inputs on the model's device (standard-normal images or
+    /// uniform token ids), for warm-up.
+    pub fn random_inputs(&self, n_items: usize) -> Result<Tensor, TorchError> {
+        let shape: Vec<i64> = std::iter::once(n_items as i64)
+            .chain(self.item_shape())
+            .collect();
+        let options = (self.input_kind(), self.settings.device);
+        let inputs = match self.vocab_size() {
+            Some(vocab_size) => Tensor::f_randint(vocab_size, shape.as_slice(), options),
+            None => Tensor::f_randn(shape.as_slice(), options),
+        };
+        inputs.map_err(step_error(&self.settings, "making warm-up inputs"))
+    }
+
+    /// Runs the forward pass on `inputs` (`[n, ..item_shape]`, on any device; copied to
+    /// the model's) without autograd, in bf16 autocast when the spec asks, and returns the
+    /// logits as float32 on the CPU once the device has finished.
+    pub fn forward(&self, inputs: &Tensor) -> Result<Tensor, TorchError> {
+        let settings = &self.settings;
+        let logits = {
+            let _no_grad = tch::no_grad_guard();
+            let _autocast = autocast_guard(settings)?;
+            let inputs = inputs
+                .f_to_device(settings.device)
+                .map_err(step_error(settings, "copying the inputs to the device"))?;
+            self.network
+                .forward_t(&inputs, false)
+                .map_err(step_error(settings, "forward"))?
+        };
+        synchronize_device(settings.device)?;
+        logits
+            .f_to_kind(Kind::Float)
+            .and_then(|logits| logits.f_to_device(Device::Cpu))
+            .map_err(step_error(settings, "copying the logits to the host"))
+    }
+}
+
+// The inference server builds the model on its batcher thread and keeps it there, but the
+// backend trait requires `Send`.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<InferenceModel>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::torch::spec::Precision;
+
+    fn tiny_cpu(model: ModelKind, precision: Precision) -> InferenceModel {
+        InferenceModel::new(&TorchJobSpec {
+            device: Device::Cpu,
+            tiny: true,
+            precision,
+            ..TorchJobSpec::new(model)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn resnet_maps_images_to_class_logits() {
+        let model = tiny_cpu(ModelKind::Resnet50, Precision::Fp32);
+        assert_eq!(model.item_shape(), [3, 32, 32]);
+        assert_eq!(model.input_kind(), Kind::Float);
+        assert_eq!(model.vocab_size(), None);
+        let logits = model.forward(&model.random_inputs(3).unwrap()).unwrap();
+        assert_eq!(logits.size(), [3, model.n_outputs()]);
+        assert_eq!(logits.kind(), Kind::Float);
+    }
+
+    #[test]
+    fn bert_maps_token_ids_to_two_logits_also_in_bf16() {
+        let model = tiny_cpu(ModelKind::BertBase, Precision::Bf16);
+        assert_eq!(model.item_shape(), [16]);
+        assert_eq!(model.vocab_size(), Some(128));
+        let logits = model.forward(&model.random_inputs(2).unwrap()).unwrap();
+        assert_eq!(logits.size(), [2, 2]);
+        assert_eq!(logits.kind(), Kind::Float);
+    }
+
+    #[test]
+    fn evaluation_mode_is_deterministic() {
+        let model = tiny_cpu(ModelKind::BertBase, Precision::Fp32);
+        let inputs = model.random_inputs(2).unwrap();
+        let (a, b) = (
+            model.forward(&inputs).unwrap(),
+            model.forward(&inputs).unwrap(),
+        );
+        assert!(a.equal(&b), "dropout ran in evaluation mode");
+    }
+}
