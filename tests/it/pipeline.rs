@@ -74,14 +74,19 @@ fn smoke_cpu_runs_end_to_end_and_is_valid() {
         .contains("already holds a study: choose another --out, or add --force to replace it"));
 }
 
-fn render(format: &str) -> String {
+/// Renders a committed study (a path from the repository root) in one format.
+fn render_study(study: &str, format: &str) -> String {
     let out = gpushare()
         .args(["report", "--format", format])
-        .arg(root().join(FIXTURE))
+        .arg(root().join(study))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out)
+}
+
+fn render(format: &str) -> String {
+    render_study(FIXTURE, format)
 }
 
 #[test]
@@ -132,13 +137,7 @@ fn report_of_a_missing_study_says_which_file() {
 const H200_PROBES: &str = "results/h200/2026-11-29-probes-mix";
 
 fn render_h200(format: &str) -> String {
-    let out = gpushare()
-        .args(["report", "--format", format])
-        .arg(root().join(H200_PROBES))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out)
+    render_study(H200_PROBES, format)
 }
 
 #[test]

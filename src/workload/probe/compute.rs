@@ -243,19 +243,12 @@ impl ComputeState {
 
 impl Workload for ComputeProbe {
     fn prepare(&mut self, warmup: Duration) -> Result<(), WorkloadError> {
-        self.set_up(warmup).map_err(|e| WorkloadError::Prepare {
-            workload: NAME.into(),
-            reason: e.to_string(),
-        })
+        self.set_up(warmup).map_err(super::prepare_error(NAME))
     }
 
     fn step(&mut self) -> Result<Step, WorkloadError> {
         let step = self.steps_done;
-        let step_err = |e: ProbeError| WorkloadError::Step {
-            workload: NAME.into(),
-            step,
-            reason: e.to_string(),
-        };
+        let step_err = super::step_error(NAME, step);
         let state = self
             .state
             .as_mut()

@@ -96,6 +96,25 @@ pub fn build_latency(params: &Params, seed: u64) -> Result<Box<dyn Workload>, Wo
     }
 }
 
+/// The workload error for a probe that failed during set-up.
+#[cfg(feature = "cuda")]
+fn prepare_error(name: &'static str) -> impl Fn(ProbeError) -> WorkloadError {
+    move |e| WorkloadError::Prepare {
+        workload: name.into(),
+        reason: e.to_string(),
+    }
+}
+
+/// The workload error for a probe that failed in measured step `step`.
+#[cfg(feature = "cuda")]
+fn step_error(name: &'static str, step: u64) -> impl Fn(ProbeError) -> WorkloadError {
+    move |e| WorkloadError::Step {
+        workload: name.into(),
+        step,
+        reason: e.to_string(),
+    }
+}
+
 /// Without the `cuda` feature a probe still checks its parameters, then says why it
 /// cannot run.
 #[cfg(not(feature = "cuda"))]
