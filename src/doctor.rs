@@ -203,11 +203,15 @@ fn gpu_names(gpus: &[&GpuInfo]) -> String {
         .join(", ")
 }
 
-fn exclusive(gpus: &[GpuInfo]) -> ModeAvailability {
-    let usable: Vec<&GpuInfo> = gpus
-        .iter()
+/// The GPUs whose compute mode lets a process create a context at all.
+fn not_prohibited(gpus: &[GpuInfo]) -> Vec<&GpuInfo> {
+    gpus.iter()
         .filter(|g| g.compute_mode != Some(ComputeMode::Prohibited))
-        .collect();
+        .collect()
+}
+
+fn exclusive(gpus: &[GpuInfo]) -> ModeAvailability {
+    let usable = not_prohibited(gpus);
     if usable.is_empty() {
         return verdict(
             "exclusive",
@@ -279,10 +283,7 @@ fn mps_mode(gpus: &[GpuInfo], probe: &MpsHostProbe) -> ModeAvailability {
             ),
         );
     }
-    let usable: Vec<&GpuInfo> = gpus
-        .iter()
-        .filter(|g| g.compute_mode != Some(ComputeMode::Prohibited))
-        .collect();
+    let usable = not_prohibited(gpus);
     if usable.is_empty() {
         return verdict(
             "mps",
