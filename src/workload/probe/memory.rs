@@ -311,18 +311,12 @@ impl Workload for MemoryProbe {
     }
 
     fn step(&mut self) -> Result<Step, WorkloadError> {
-        let step = self.steps_done;
-        let step_err = super::step_error(NAME, step);
-        let state = self
-            .state
-            .as_mut()
-            .ok_or_else(|| step_err(ProbeError::NotPrepared { probe: NAME }))?;
-        let items = state.run_step().map_err(step_err)?;
-        self.steps_done += 1;
-        Ok(Step {
-            items,
-            latency_s: None,
-        })
+        super::throughput_step(
+            NAME,
+            self.state.as_mut(),
+            &mut self.steps_done,
+            MemoryState::run_step,
+        )
     }
 
     fn memory_peak_bytes(&self) -> Option<u64> {

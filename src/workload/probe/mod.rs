@@ -105,6 +105,25 @@ fn prepare_error(name: &'static str) -> impl Fn(ProbeError) -> WorkloadError {
     }
 }
 
+/// One measured step of a throughput probe (compute, memory): runs `run` on the prepared
+/// state, counts the step, and maps a failure to the workload error naming the step.
+#[cfg(feature = "cuda")]
+fn throughput_step<S>(
+    name: &'static str,
+    state: Option<&mut S>,
+    steps_done: &mut u64,
+    run: impl FnOnce(&mut S) -> Result<u64, ProbeError>,
+) -> Result<super::Step, WorkloadError> {
+    let step_err = step_error(name, *steps_done);
+    let state = state.ok_or_else(|| step_err(ProbeError::NotPrepared { probe: name }))?;
+    let items = run(state).map_err(step_err)?;
+    *steps_done += 1;
+    Ok(super::Step {
+        items,
+        latency_s: None,
+    })
+}
+
 /// The workload error for a probe that failed in measured step `step`.
 #[cfg(feature = "cuda")]
 fn step_error(name: &'static str, step: u64) -> impl Fn(ProbeError) -> WorkloadError {
