@@ -151,12 +151,7 @@ mod tests {
 
     use super::*;
 
-    fn n_parameters(vs: &VarStore) -> i64 {
-        vs.trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum()
-    }
+    use crate::workload::torch::layers::count_parameters as n_parameters;
 
     #[test]
     fn gpt2_small_has_the_reference_parameter_count_with_tied_head() {

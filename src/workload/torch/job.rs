@@ -12,6 +12,7 @@ use std::panic::{self, AssertUnwindSafe};
 use tch::{nn, Cuda, Device, TchError};
 
 use super::error::TorchError;
+use super::layers::count_parameters;
 use super::network::{Network, SyntheticBatch};
 use super::optim::Optimizer;
 use super::shim::{self, AutocastGuard};
@@ -282,14 +283,6 @@ fn convert_to_channels_last(var_store: &nn::VarStore) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn count_parameters(var_store: &nn::VarStore) -> i64 {
-    var_store
-        .trainable_variables()
-        .iter()
-        .map(|param| param.numel() as i64)
-        .sum()
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -189,3 +189,13 @@ pub fn self_attention(
     )?;
     attended.f_transpose(1, 2)?.f_reshape([batch, seq, hidden])
 }
+
+/// Trainable parameters in a variable store, as PyTorch's
+/// `sum(p.numel() for p in model.parameters() if p.requires_grad)` counts them.
+pub fn count_parameters(var_store: &nn::VarStore) -> i64 {
+    var_store
+        .trainable_variables()
+        .iter()
+        .map(|param| param.numel() as i64)
+        .sum()
+}

@@ -160,12 +160,7 @@ mod tests {
 
     use super::*;
 
-    fn n_parameters(vs: &VarStore) -> i64 {
-        vs.trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum()
-    }
+    use crate::workload::torch::layers::count_parameters as n_parameters;
 
     #[test]
     fn resnet50_has_torchvisions_parameter_count_and_names() {

@@ -167,12 +167,7 @@ mod tests {
 
     use super::*;
 
-    fn n_parameters(vs: &VarStore) -> i64 {
-        vs.trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum()
-    }
+    use crate::workload::torch::layers::count_parameters as n_parameters;
 
     #[test]
     fn vit_b16_has_torchvisions_parameter_count() {
