@@ -91,7 +91,7 @@ fn gpu_problem(error: &GpuError) -> String {
         }
         #[cfg(feature = "cuda")]
         GpuError::LoadingNvml { source } => format!("NVML could not be loaded ({source})"),
-        other => gpu::error_chain(other),
+        other => crate::errors::error_chain(other),
     }
 }
 

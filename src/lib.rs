@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod doctor;
 pub mod environment;
+pub mod errors;
 pub mod gpu;
 pub mod isolation;
 pub mod load;

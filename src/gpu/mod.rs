@@ -143,23 +143,6 @@ pub fn profile_from_mig_name(name: &str) -> String {
     }
 }
 
-/// An error and its sources on one line: `loading NVML: libnvidia-ml.so.1: cannot open ...`.
-/// A source whose message the line already holds is left out: some errors (nvml-wrapper's
-/// library-loading one) print their source in their own message and return it as well.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 impl fmt::Display for ComputeMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -204,51 +187,6 @@ mod tests {
             "1g.5gb"
         );
         assert_eq!(profile_from_mig_name("1g.18gb"), "1g.18gb");
-    }
-
-    #[test]
-    fn error_chain_joins_sources() {
-        let inner = std::io::Error::other("cannot open shared object file");
-        assert_eq!(
-            error_chain(&WithSource(inner)),
-            "outer: cannot open shared object file"
-        );
-    }
-
-    #[test]
-    fn error_chain_leaves_out_a_source_the_message_already_holds() {
-        let inner = std::io::Error::other("libnvidia-ml.so.1: cannot open shared object file");
-        assert_eq!(
-            error_chain(&Repeats(WithSource(inner))),
-            "loading NVML: outer: libnvidia-ml.so.1: cannot open shared object file"
-        );
-    }
-
-    /// Prints its source in its own message and returns it as well.
-    #[derive(Debug)]
-    struct Repeats(WithSource);
-    impl fmt::Display for Repeats {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "loading NVML: {}", self.0)
-        }
-    }
-    impl std::error::Error for Repeats {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.0)
-        }
-    }
-
-    #[derive(Debug)]
-    struct WithSource(std::io::Error);
-    impl fmt::Display for WithSource {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("outer")
-        }
-    }
-    impl std::error::Error for WithSource {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.0)
-        }
     }
 
     #[test]

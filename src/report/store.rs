@@ -91,7 +91,7 @@ mod tests {
     use super::*;
 
     fn chain(err: &StoreError) -> String {
-        crate::gpu::error_chain(err)
+        crate::errors::error_chain(err)
     }
 
     #[test]

@@ -9,7 +9,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::sleep_until;
 
 use super::worker_process::{Event, EventKind, WorkerProcess};
-use crate::gpu;
 use crate::isolation::Isolation;
 use crate::monitor::{self, MonitorConfig};
 use crate::report::schema::{RunRecord, RunStatus, Samples, TenantRecord, WindowRecord};
@@ -71,7 +70,7 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
         Some(cfg) if has_gpu_tenant => match monitor::start(cfg) {
             Ok(handle) => Some(handle),
             Err(err) => {
-                record.monitor_note = Some(gpu::error_chain(&err));
+                record.monitor_note = Some(crate::errors::error_chain(&err));
                 None
             }
         },
@@ -98,7 +97,7 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
         Ok(guard) => guard,
         Err(err) => {
             record.status = RunStatus::Failed;
-            record.failure = Some(gpu::error_chain(&err));
+            record.failure = Some(crate::errors::error_chain(&err));
             record.elapsed_s = started.elapsed().as_secs_f64();
             return record;
         }
@@ -130,7 +129,7 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
         }
     }
     if let Err(err) = tokio::task::block_in_place(|| guard.exit()) {
-        let reason = gpu::error_chain(&err);
+        let reason = crate::errors::error_chain(&err);
         record.failure = Some(match record.failure.take() {
             Some(first) => format!("{first}; then {reason}"),
             None => reason,
@@ -242,8 +241,8 @@ async fn measure_group(
         let started = match guard.tenant_env(tenant_idx) {
             Ok(env) => WorkerProcess::spawn(ctx.isolation, worker_idx, spec, &env, tx.clone())
                 .await
-                .map_err(|e| gpu::error_chain(&e)),
-            Err(err) => Err(gpu::error_chain(&err)),
+                .map_err(|e| crate::errors::error_chain(&e)),
+            Err(err) => Err(crate::errors::error_chain(&err)),
         };
         match started {
             Ok(worker) => {

@@ -19,7 +19,7 @@ pub use validate::MAX_REPLICAS;
 
 use std::path::{Path, PathBuf};
 
-use crate::gpu::{self, GpuError, HostGpus};
+use crate::gpu::{GpuError, HostGpus};
 
 /// The folder of shipped scenarios, relative to the repository root.
 pub const SHIPPED_DIR: &str = "scenarios";
@@ -54,7 +54,7 @@ pub fn default_scenario(gpus: &Result<HostGpus, GpuError>) -> (&'static str, Str
         ),
         Err(error) => (
             CPU_DEFAULT_SCENARIO,
-            format!("no NVIDIA GPU: {}; {anywhere}", gpu::error_chain(error)),
+            format!("no NVIDIA GPU: {}; {anywhere}", crate::errors::error_chain(error)),
         ),
     }
 }

@@ -204,7 +204,7 @@ pub fn describe_placement_on_host(
         Ok(inventory) => describe_placement(&inventory, setting, workers),
         Err(error) => format!(
             "MIG on GPU {gpu_index}: cannot place workers: failed {}\n",
-            gpu::error_chain(&error)
+            crate::errors::error_chain(&error)
         ),
     }
 }

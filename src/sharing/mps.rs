@@ -608,7 +608,10 @@ impl Drop for MpsGuard {
     fn drop(&mut self) {
         if let Err(error) = self.teardown() {
             // Drop cannot return the error; stderr is where the user sees progress.
-            eprintln!("gpushare: warning: failed {}", gpu::error_chain(&error));
+            eprintln!(
+                "gpushare: warning: failed {}",
+                crate::errors::error_chain(&error)
+            );
         }
     }
 }
@@ -674,7 +677,7 @@ fn check_compute_mode(gpu_index: u32) -> Result<String, SharingError> {
         Err(error) => {
             return Ok(format!(
                 "compute mode not checked: {}",
-                gpu::error_chain(&error)
+                crate::errors::error_chain(&error)
             ))
         }
     };

@@ -19,7 +19,10 @@ impl PlainGuard {
     pub fn enter(setting: &ModeSetting, context: &ModeContext) -> PlainGuard {
         let note = match gpu::gpu_info(context.gpu_index) {
             Ok(info) => compute_mode_note(setting, &info),
-            Err(error) => format!("compute mode not recorded: {}", gpu::error_chain(&error)),
+            Err(error) => format!(
+                "compute mode not recorded: {}",
+                crate::errors::error_chain(&error)
+            ),
         };
         PlainGuard {
             workers: context.workers.clone(),

@@ -204,14 +204,14 @@ mod imp {
         fn prepare(&mut self, warmup: Duration) -> Result<(), WorkloadError> {
             let job = TorchJob::new(&self.spec).map_err(|e| WorkloadError::Prepare {
                 workload: self.name.clone(),
-                reason: crate::gpu::error_chain(&e),
+                reason: crate::errors::error_chain(&e),
             })?;
             let job = self.job.insert(job);
             let name = self.name.clone();
             super::warm_up(warmup, || {
                 job.step().map(|_| ()).map_err(|e| WorkloadError::Prepare {
                     workload: name.clone(),
-                    reason: crate::gpu::error_chain(&e),
+                    reason: crate::errors::error_chain(&e),
                 })
             })
         }
@@ -222,7 +222,7 @@ mod imp {
             let items = self.job()?.step().map_err(|e| WorkloadError::Step {
                 workload: name,
                 step,
-                reason: crate::gpu::error_chain(&e),
+                reason: crate::errors::error_chain(&e),
             })?;
             self.steps += 1;
             Ok(Step {
