@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Checks gpushare on a GPU machine: the gpu_* tests (sharing modes with a real MPS
 # daemon, probes against their CPU references and ratio goals, the NVML monitor), the
-# probe, monitor and harness benches, `gpushare doctor`, and the shipped probes-sharing
+# probe, monitor and harness benches, `gpushare doctor`, and the shipped probes-mix
 # study through the real runner. Prints a short summary.
 #
 # The GPU machine has no Rust toolchain, so this works in two halves:
 #
 #   scripts/gpu-check.sh build   # development machine, repository root: release test and
 #                                # bench executables and gpushare, stripped, into
-#                                # target/gpu-check/ (about 40 MB)
+#                                # target/gpu-check/ (about 45 MB)
 #   scripts/gpu-check.sh run     # GPU machine, repository root, carrying target/gpu-check
+#   scripts/gpu-check.sh bench [mps|timeslice|mig ...]
+#                                # GPU machine: the sharing-mode benches (default: mps,
+#                                # whose study covers timeslice's modes, then mig); each
+#                                # study goes to $OUT/bench-<name>-<stamp>/, its output to
+#                                # $OUT/<name>.log. About 5.5 minutes for mps.
 #
 # `run` changes no GPU setting. MPS daemons are started only by the tests and the study,
 # in private directories, and any left behind are quit and then killed by pid. Full logs
@@ -35,7 +40,7 @@ for line in sys.stdin:
         continue
     exe = msg.get("executable") if msg.get("reason") == "compiler-artifact" else None
     kind = msg.get("target", {}).get("kind", [""])[0]
-    if exe and kind != "bin":
+    if exe and kind in ("test", "bench"):
         shutil.copy(exe, sys.argv[1] + "/" + msg["target"]["name"] + "-" + kind)
 ' "$bundle"
 }
@@ -123,8 +128,8 @@ run() {
     GPUSHARE_BIN="$bundle/gpushare-bin" timeout 90 "$bundle/harness-bench" "${quick[@]}" >"$logs/harness-bench.log" 2>&1 || rc=1
     grep -hE '^FIGURE |^harness overhead|thrpt:|^no GPU' "$logs"/*-bench.log || true
 
-    echo "== study: the shipped probes-sharing scenario"
-    timeout 300 "$bundle/gpushare-bin" run probes-sharing --out "$logs/probes-sharing" --force \
+    echo "== study: the shipped probes-mix scenario"
+    timeout 400 "$bundle/gpushare-bin" run probes-mix --out "$logs/probes-mix" --force \
         >"$logs/study.txt" 2>"$logs/study.err" || rc=1
     cat "$logs/study.txt"
     tail -n 5 "$logs/study.err"
@@ -134,8 +139,35 @@ run() {
     return "$rc"
 }
 
+# Runs the sharing-mode benches one after another; exits with the first failing one's status.
+bench() {
+    [ -x "$bundle/gpushare-bin" ] || die "no $bundle/gpushare-bin: run '$0 build' on the development machine"
+    local chosen=("$@") out="${OUT:-$bundle/logs}" status=0 name rc
+    [ ${#chosen[@]} -gt 0 ] || chosen=(mps mig)
+    mkdir -p "$out"
+    export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export GPUSHARE_BIN="$PWD/$bundle/gpushare-bin" GPUSHARE_RESULTS_DIR="$out"
+    export CRITERION_HOME=/tmp/gpu-check-criterion NO_COLOR=1
+    trap cleanup_mps EXIT
+    for name in "${chosen[@]}"; do
+        [ -x "$bundle/$name-bench" ] || die "no $bundle/$name-bench (benches: mps, timeslice, mig)"
+        rc=0
+        "$bundle/$name-bench" --bench >"$out/$name.log" 2>&1 || rc=$?
+        echo "== $name: exit status $rc (full output: $out/$name.log)"
+        # Criterion's progress lines say nothing the results below them do not.
+        grep -vE '^(Benchmarking |Gnuplot not found|$)' "$out/$name.log" | tail -n 120 || true
+        if [ "$rc" -ne 0 ] && [ "$status" -eq 0 ]; then
+            status=$rc
+        fi
+    done
+    cleanup_mps
+    trap - EXIT
+    return "$status"
+}
+
 case "${1:-}" in
     build) build ;;
     run) run "$@" ;;
-    *) die "usage: $0 build|run" ;;
+    bench) shift; bench "$@" ;;
+    *) die "usage: $0 build | run [--bench-probes] | bench [mps|timeslice|mig ...]" ;;
 esac
