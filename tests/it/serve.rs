@@ -221,9 +221,10 @@ async fn a_full_queue_answers_503_and_the_server_keeps_serving() {
         .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
         .collect();
     assert_eq!(n_ok + overloaded.len(), 10, "only 200 and 503 expected");
-    // One batch running plus two queued can be accepted at once; a fourth if the batcher
-    // took the first before the last arrived.
-    assert!((3..=4).contains(&n_ok), "{n_ok} accepted");
+    // The two queue places are always accepted; a third and a fourth only if the batcher
+    // thread took requests off the queue before the last ones arrived, which on a loaded
+    // 2-core machine it may not have done yet (seen in CI: exactly 2).
+    assert!((2..=4).contains(&n_ok), "{n_ok} accepted");
     assert_eq!(
         overloaded[0].error(),
         "server is overloaded: the request queue is full (2 waiting); retry later"
