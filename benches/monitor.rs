@@ -48,7 +48,7 @@ fn main() {
     };
     let config = MonitorConfig {
         interval_ms: 100,
-        gpu_index: 0,
+        ..MonitorConfig::default()
     };
     let idle = || std::thread::sleep(Duration::from_millis(10));
 
@@ -72,7 +72,81 @@ fn main() {
         );
     }
     nvml_under_load(config, duration);
+    nvml_query_costs();
 }
+
+/// CPU time of each NVML query the sampler makes, averaged over repeated calls: says
+/// which ones the overhead comes from.
+#[cfg(feature = "cuda")]
+fn nvml_query_costs() {
+    use gpushare::monitor::thread_cpu_s;
+    use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
+    use nvml_wrapper::Nvml;
+
+    const CALLS: u32 = 50;
+    let Ok(nvml) = Nvml::init() else { return };
+    let Ok(device) = nvml.device_by_index(0) else {
+        return;
+    };
+    let cost = |name: &str, mut query: Box<dyn FnMut() -> bool + '_>| {
+        let ok = query();
+        let (cpu0, wall0) = (thread_cpu_s().unwrap_or(0.0), Instant::now());
+        for _ in 0..CALLS {
+            query();
+        }
+        let cpu_us = (thread_cpu_s().unwrap_or(0.0) - cpu0) * 1e6 / f64::from(CALLS);
+        let wall_us = wall0.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS);
+        println!(
+            "monitor/query {name:<26} cpu {cpu_us:>9.1} us  wall {wall_us:>9.1} us{}",
+            if ok { "" } else { "  (answers an error)" }
+        );
+    };
+    cost(
+        "device_by_index",
+        Box::new(|| nvml.device_by_index(0).is_ok()),
+    );
+    cost(
+        "utilization_rates",
+        Box::new(|| device.utilization_rates().is_ok()),
+    );
+    cost("memory_info", Box::new(|| device.memory_info().is_ok()));
+    cost(
+        "clock_info(sm)",
+        Box::new(|| device.clock_info(Clock::SM).is_ok()),
+    );
+    cost(
+        "clock_info(memory)",
+        Box::new(|| device.clock_info(Clock::Memory).is_ok()),
+    );
+    cost("power_usage", Box::new(|| device.power_usage().is_ok()));
+    cost(
+        "total_energy_consumption",
+        Box::new(|| device.total_energy_consumption().is_ok()),
+    );
+    cost(
+        "temperature",
+        Box::new(|| device.temperature(TemperatureSensor::Gpu).is_ok()),
+    );
+    cost(
+        "current_throttle_reasons",
+        Box::new(|| device.current_throttle_reasons().is_ok()),
+    );
+    cost(
+        "running_compute_processes",
+        Box::new(|| device.running_compute_processes().is_ok()),
+    );
+    cost(
+        "mps_running_compute_procs",
+        Box::new(|| device.mps_running_compute_processes().is_ok()),
+    );
+    cost(
+        "process_utilization_stats",
+        Box::new(|| device.process_utilization_stats(None).is_ok()),
+    );
+}
+
+#[cfg(not(feature = "cuda"))]
+fn nvml_query_costs() {}
 
 #[cfg(feature = "cuda")]
 fn nvml_under_load(config: MonitorConfig, duration: Duration) {

@@ -85,6 +85,39 @@ cleanup_mps() {
     done
 }
 
+# Runs one test in its own process for at most $1 seconds. If it is still running after
+# that, logs the process tree with each thread's kernel wait channel (where it is stuck),
+# then kills it and returns 1.
+watched_test() {
+    local limit=$1 test=$2 log=$3 pid waited=0
+    "$bundle/it-test" --exact "$test" --nocapture >>"$log" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "$limit" ]; do
+        sleep 1
+        waited=$((waited + 1))
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        {
+            echo "gpu-check: $test still running after ${limit} s; processes:"
+            ps -eo pid,ppid,pgid,stat,etimes,wchan:30,args --forest || true
+            local task
+            for task in /proc/[0-9]*/task/[0-9]*; do
+                case "$(tr '\0' ' ' <"${task%/task/*}/cmdline" 2>/dev/null)" in
+                    *it-test* | *nvidia-cuda-mps*)
+                        echo "  thread ${task##*/} of ${task%/task/*}: $(cat "$task/comm" 2>/dev/null) state $(awk '{print $3}' "$task/stat" 2>/dev/null) wchan $(cat "$task/wchan" 2>/dev/null)"
+                        ;;
+                esac
+            done
+        } >>"$log" 2>&1
+        pkill -9 -P "$pid" 2>/dev/null || true
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        echo "test $test ... TIMED OUT after ${limit} s" >>"$log"
+        return 1
+    fi
+    wait "$pid"
+}
+
 run() {
     [ -x "$bundle/gpushare-bin" ] || die "no $bundle/gpushare-bin: run '$0 build' on the development machine"
     local logs="${OUT:-$bundle/logs}" rc=0 before
@@ -102,17 +135,19 @@ run() {
     "$bundle/gpushare-bin" doctor || rc=1
 
     echo "== gpu_* tests (one at a time)"
+    # The killed-runner test runs this gpushare, not cargo's.
+    export GPUSHARE_BIN="$PWD/$bundle/gpushare-bin"
     # Each sharing test in a process of its own, before anything else: a process that
     # already holds a CUDA context (an earlier test's) keeps MPS clients from connecting.
     local test
     : >"$logs/tests.log"
     for test in $("$bundle/it-test" --list gpu_sharing::gpu_ 2>/dev/null | sed -n 's/: test$//p'); do
-        timeout 60 "$bundle/it-test" --exact "$test" --nocapture >>"$logs/tests.log" 2>&1 || rc=1
+        watched_test 60 "$test" "$logs/tests.log" || rc=1
         cleanup_mps
     done
     cleanup_mps
     timeout 120 "$bundle/it-test" --test-threads=1 --nocapture gpu_probes::gpu_ >>"$logs/tests.log" 2>&1 || rc=1
-    grep -E '^test .* \.\.\. |^test result' "$logs/tests.log" || true
+    grep -E '^test .* \.\.\. |^test result|^\[client |still running after' "$logs/tests.log" || true
     grep -A2 'panicked at' "$logs/tests.log" | cut -c1-300 | head -30 || true
     grep -E '^(FIGURE|SMs:|NOTE) ' "$logs/tests.log" | sort -u || true
     cleanup_mps

@@ -78,7 +78,7 @@ pub fn diagnose() -> DoctorReport {
         ..cpu
     };
     let gpus = gpu::host_gpus().map_err(|error| gpu_problem(&error));
-    let mps = mps::probe_host(&MpsConfig::default());
+    let mps = mps::probe_host(&MpsConfig::from_env());
     assess(cpu, gpus, mps, cfg!(feature = "torch"))
 }
 

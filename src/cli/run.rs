@@ -40,6 +40,11 @@ pub struct RunArgs {
     /// milliseconds; 0 turns it off.
     #[arg(long, default_value_t = 100)]
     pub monitor_interval_ms: u64,
+    /// How often the monitor also reads the metrics that cost NVML the most CPU (the energy
+    /// counter, each GPU process's memory and utilization), in milliseconds. Energy between
+    /// two counter readings is integrated from the power samples.
+    #[arg(long, default_value_t = 1000)]
+    pub monitor_slow_interval_ms: u64,
 }
 
 /// Seconds from `30s`, `500ms`, `2m` (humantime) or a plain number of seconds.
@@ -110,6 +115,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             monitor: (args.monitor_interval_ms > 0).then_some(MonitorConfig {
                 interval_ms: args.monitor_interval_ms,
                 gpu_index: 0,
+                slow_interval_ms: args.monitor_slow_interval_ms,
             }),
         },
         &progress,

@@ -132,7 +132,7 @@ impl GpuSource for NvmlSource {
         self.nvml.device_by_index(self.gpu_index).ok()?.name().ok()
     }
 
-    fn sample(&mut self) -> Reading {
+    fn sample(&mut self, slow: bool) -> Reading {
         let mut missing = Vec::new();
         let device = match self.nvml.device_by_index(self.gpu_index) {
             Ok(device) => device,
@@ -156,7 +156,11 @@ impl GpuSource for NvmlSource {
             sm_clock_mhz: read(m, "sm_clock_mhz", device.clock_info(Clock::SM)),
             memory_clock_mhz: read(m, "memory_clock_mhz", device.clock_info(Clock::Memory)),
             power_w: read(m, "power_w", device.power_usage()).map(|mw| f64::from(mw) / 1e3),
-            energy_mj: read(m, "energy_mj", device.total_energy_consumption()),
+            energy_mj: if slow {
+                read(m, "energy_mj", device.total_energy_consumption())
+            } else {
+                None
+            },
             temperature_c: read(
                 m,
                 "temperature_c",
@@ -167,41 +171,53 @@ impl GpuSource for NvmlSource {
             processes: Vec::new(),
         };
 
-        let mut rows: Vec<ProcessSample> = Vec::new();
-        if let Some(infos) = read(m, "processes", device.running_compute_processes()) {
-            rows.extend(process_rows(infos, false));
+        if slow {
+            sample.processes = process_rows_now(&device, &mut self.last_process_sample_us, m);
         }
-        if let Some(infos) = read(m, "mps_processes", device.mps_running_compute_processes()) {
-            for row in process_rows(infos, true) {
-                // An MPS client can be listed by both queries; keep its MPS row.
-                rows.retain(|r| r.pid != row.pid);
-                rows.push(row);
-            }
-        }
-        let utilization = match device.process_utilization_stats(self.last_process_sample_us) {
-            Err(NvmlError::NotFound) => Some(Vec::new()),
-            other => read(m, "process_util_sm_pct", other),
-        };
-        // NVML may return several samples per process; the newest one stands for it.
-        let mut newest: BTreeMap<u32, (u64, u32, u32)> = BTreeMap::new();
-        for s in utilization.into_iter().flatten() {
-            self.last_process_sample_us = self.last_process_sample_us.max(s.timestamp);
-            let entry = newest
-                .entry(s.pid)
-                .or_insert((s.timestamp, s.sm_util, s.mem_util));
-            if s.timestamp >= entry.0 {
-                *entry = (s.timestamp, s.sm_util, s.mem_util);
-            }
-        }
-        for row in &mut rows {
-            if let Some((_, sm, mem)) = newest.get(&row.pid) {
-                row.util_sm_pct = Some(*sm);
-                row.util_memory_pct = Some(*mem);
-            }
-        }
-        sample.processes = rows;
         Reading { sample, missing }
     }
+}
+
+/// One row per process with a compute context, with its memory and its newest
+/// utilization sample newer than `last_sample_us` (NVML's timestamp, moved forward).
+fn process_rows_now(
+    device: &nvml_wrapper::Device<'_>,
+    last_sample_us: &mut u64,
+    m: &mut Vec<Missing>,
+) -> Vec<ProcessSample> {
+    let mut rows: Vec<ProcessSample> = Vec::new();
+    if let Some(infos) = read(m, "processes", device.running_compute_processes()) {
+        rows.extend(process_rows(infos, false));
+    }
+    if let Some(infos) = read(m, "mps_processes", device.mps_running_compute_processes()) {
+        for row in process_rows(infos, true) {
+            // An MPS client can be listed by both queries; keep its MPS row.
+            rows.retain(|r| r.pid != row.pid);
+            rows.push(row);
+        }
+    }
+    let utilization = match device.process_utilization_stats(*last_sample_us) {
+        Err(NvmlError::NotFound) => Some(Vec::new()),
+        other => read(m, "process_util_sm_pct", other),
+    };
+    // NVML may return several samples per process; the newest one stands for it.
+    let mut newest: BTreeMap<u32, (u64, u32, u32)> = BTreeMap::new();
+    for s in utilization.into_iter().flatten() {
+        *last_sample_us = (*last_sample_us).max(s.timestamp);
+        let entry = newest
+            .entry(s.pid)
+            .or_insert((s.timestamp, s.sm_util, s.mem_util));
+        if s.timestamp >= entry.0 {
+            *entry = (s.timestamp, s.sm_util, s.mem_util);
+        }
+    }
+    for row in &mut rows {
+        if let Some((_, sm, mem)) = newest.get(&row.pid) {
+            row.util_sm_pct = Some(*sm);
+            row.util_memory_pct = Some(*mem);
+        }
+    }
+    rows
 }
 
 #[cfg(test)]

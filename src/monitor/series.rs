@@ -103,6 +103,11 @@ pub struct MonitorSeries {
     pub gpu_name: Option<String>,
     /// Configured time between samples, in milliseconds.
     pub interval_ms: u64,
+    /// Configured time between readings of the slow metrics (the energy counter and the
+    /// per-process rows), in milliseconds; samples in between have neither. Absent in
+    /// results from before it existed (every sample had them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_interval_ms: Option<u64>,
     /// Wall time from start to stop, in seconds.
     pub duration_s: f64,
     /// CPU time (user plus system) the sampler thread used, in seconds: the monitor's own

@@ -127,18 +127,48 @@ fn overlaps(points: &[(f64, f64)], start_s: f64, end_s: f64) -> bool {
     }
 }
 
+/// The counter's growth between its first and last readings inside the window, plus the
+/// power integrated over the two edges outside them (the counter is read less often than
+/// power: see `MonitorConfig::slow_interval_ms`). Without power samples, or with fewer
+/// than two readings inside, the counter is interpolated linearly at the edges.
 fn counter_energy_j(series: &MonitorSeries, start_s: f64, end_s: f64) -> Option<f64> {
     let counter = points(series, |s| s.energy_mj.map(|mj| mj as f64));
     if !overlaps(&counter, start_s, end_s) {
         return None;
     }
-    let delta_mj = value_at(&counter, end_s)? - value_at(&counter, start_s)?;
+    let inside: Vec<(f64, f64)> = counter
+        .iter()
+        .copied()
+        .filter(|(t, _)| *t >= start_s && *t <= end_s)
+        .collect();
+    let edges_from_power = match (inside.first(), inside.last()) {
+        (Some(first), Some(last)) if last.0 > first.0 => {
+            let before = integrated_energy_j(series, start_s, first.0);
+            let after = integrated_energy_j(series, last.0, end_s);
+            before
+                .zip(after)
+                .map(|(before, after)| (last.1 - first.1, before * 1e3 + after * 1e3))
+        }
+        _ => None,
+    };
+    let (delta_mj, edges_mj) = match edges_from_power {
+        Some(parts) => parts,
+        None => (
+            value_at(&counter, end_s)? - value_at(&counter, start_s)?,
+            0.0,
+        ),
+    };
     // The counter only grows; a drop means the driver reloaded mid-window.
-    (delta_mj >= 0.0).then_some(delta_mj / 1e3)
+    (delta_mj >= 0.0).then_some((delta_mj + edges_mj) / 1e3)
 }
 
+/// Power integrated over `start_s..end_s` by the trapezoid rule, interpolating at the
+/// edges; 0 for an empty span.
 fn integrated_energy_j(series: &MonitorSeries, start_s: f64, end_s: f64) -> Option<f64> {
     let power = points(series, |s| s.power_w);
+    if end_s == start_s && !power.is_empty() {
+        return Some(0.0);
+    }
     if !overlaps(&power, start_s, end_s) || end_s <= start_s {
         return None;
     }
@@ -209,6 +239,39 @@ mod tests {
         assert_eq!(summary.energy_source, Some(EnergySource::Counter));
         assert_eq!(energy_per_item_j(&summary, 1000.0), Some(energy / 1000.0));
         assert_eq!(energy_per_item_j(&summary, 0.0), None);
+    }
+
+    #[test]
+    fn a_counter_read_every_tenth_sample_is_completed_with_power_at_the_edges() {
+        // 200 W until 0.5 s, then 600 W; power every 0.1 s, the counter every 1 s, as the
+        // sampler's slow metrics come.
+        let power_at = |t: f64| if t < 0.5 { 200.0 } else { 600.0 };
+        let joules_at = |t: f64| {
+            if t < 0.5 {
+                200.0 * t
+            } else {
+                100.0 + 600.0 * (t - 0.5)
+            }
+        };
+        let samples = (0..=30)
+            .map(|k| {
+                let t = k as f64 * 0.1;
+                Sample {
+                    power_w: Some(power_at(t)),
+                    energy_mj: (k % 10 == 0).then(|| (joules_at(t) * 1e3).round() as u64),
+                    ..sample(t)
+                }
+            })
+            .collect();
+        let (start, end) = (0.25, 2.45);
+        let exact = joules_at(end) - joules_at(start); // 1220 J
+        let summary = summarize(&series(samples), (start, end));
+        let energy = summary.energy_j.unwrap();
+        assert_eq!(summary.energy_source, Some(EnergySource::Counter));
+        // The counter covers 1.0-2.0 s exactly; the trapezoid over the power step at
+        // 0.5 s adds 20 J. Interpolating the counter alone at the edges would say 1170 J,
+        // as it spreads the first second's energy evenly.
+        assert!((energy - exact).abs() <= 20.0 + 1e-6, "{energy} vs {exact}");
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl GpuSource for SyntheticSource {
         Some("synthetic GPU".into())
     }
 
-    fn sample(&mut self) -> Reading {
+    fn sample(&mut self, slow: bool) -> Reading {
         let elapsed_s = self.created.elapsed().as_secs_f64();
         let util = (self.readings % 10) as u32 * 10;
         self.readings += 1;
@@ -71,16 +71,20 @@ impl GpuSource for SyntheticSource {
                 sm_clock_mhz: Some(1980),
                 memory_clock_mhz: Some(2619),
                 power_w,
-                energy_mj: Some((POWER_W * elapsed_s * 1e3) as u64),
+                energy_mj: slow.then_some((POWER_W * elapsed_s * 1e3) as u64),
                 temperature_c: Some(45),
                 throttle_reasons: Some(Vec::new()),
-                processes: vec![ProcessSample {
-                    pid: std::process::id(),
-                    mps_client: false,
-                    memory_used_bytes: Some(1 << 30),
-                    util_sm_pct: Some(util),
-                    util_memory_pct: Some(util / 2),
-                }],
+                processes: if slow {
+                    vec![ProcessSample {
+                        pid: std::process::id(),
+                        mps_client: false,
+                        memory_used_bytes: Some(1 << 30),
+                        util_sm_pct: Some(util),
+                        util_memory_pct: Some(util / 2),
+                    }]
+                } else {
+                    Vec::new()
+                },
             },
             missing,
         }

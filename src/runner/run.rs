@@ -13,7 +13,7 @@ use crate::isolation::Isolation;
 use crate::monitor::{self, MonitorConfig};
 use crate::report::schema::{RunRecord, RunStatus, Samples, TenantRecord, WindowRecord};
 use crate::scenario::{Plan, PlannedRun, Scenario, TenantInstance};
-use crate::sharing::{self, ModeContext, ModeGuard, WorkerSharing};
+use crate::sharing::{self, ModeContext, ModeGuard, MpsConfig, WorkerSharing};
 use crate::worker::protocol::{FromWorker, ToWorker, WorkerSpec, VERSION};
 use crate::workload;
 
@@ -88,7 +88,7 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
                 sharing: t.sharing.clone(),
             })
             .collect(),
-        mps: Default::default(),
+        mps: MpsConfig::from_env(),
     };
     // Entering and leaving a mode can wait on a daemon for seconds; block_in_place keeps
     // the runtime's other tasks (the signal listener) running meanwhile.

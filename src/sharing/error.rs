@@ -56,6 +56,12 @@ pub enum SharingError {
         source: std::io::Error,
     },
 
+    #[error("starting the MPS janitor (`sh`), which stops the daemon if gpushare is killed")]
+    StartingMpsJanitor {
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("running `{binary}` (is it installed and on PATH?)")]
     SpawningMpsControl {
         binary: PathBuf,

@@ -9,6 +9,7 @@
 mod error;
 pub mod mig;
 pub mod mps;
+mod mps_janitor;
 mod plain;
 mod procs;
 

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
 
+use super::mps_janitor::{Janitor, JanitorTarget};
 use super::procs::{self, ProcessId};
 use super::{worker, ModeContext, ModeGuard, ModeRecord, MpsSetting, SharingError, WorkerSharing};
 use crate::gpu::{self, ComputeMode, GpuError};
@@ -76,7 +77,27 @@ impl Default for MpsConfig {
     }
 }
 
+/// Names another MPS control program than `nvidia-cuda-mps-control` on PATH.
+pub const CONTROL_ENV_VAR: &str = "GPUSHARE_MPS_CONTROL";
+
 impl MpsConfig {
+    /// The defaults, with the control program from `GPUSHARE_MPS_CONTROL` when it is set
+    /// (MPS installed outside PATH, or a stand-in for tests). Its server is taken to be
+    /// the control program's name with `-control` replaced by `-server`, as NVIDIA names
+    /// them.
+    pub fn from_env() -> Self {
+        let mut config = MpsConfig::default();
+        if let Some(control) = std::env::var_os(CONTROL_ENV_VAR).filter(|v| !v.is_empty()) {
+            config.control_binary = PathBuf::from(control);
+            let name = config.control_name();
+            config.server_name = match name.strip_suffix("-control") {
+                Some(stem) => format!("{stem}-server"),
+                None => config.server_name,
+            };
+        }
+        config
+    }
+
     /// The control program's file name, which its processes carry as `argv[0]`.
     pub fn control_name(&self) -> String {
         self.control_binary
@@ -169,6 +190,8 @@ pub struct MpsGuard {
     pipe_dir: PathBuf,
     log_dir: PathBuf,
     daemon: Option<ProcessId>,
+    /// Stops the daemon if this process dies without tearing down.
+    janitor: Option<Janitor>,
     notes: Vec<String>,
     /// Whether there is something to tear down.
     active: bool,
@@ -186,6 +209,21 @@ impl MpsGuard {
         let dirs = make_dirs(&config, &context.run_id)?;
         let pipe_dir = dirs.path().join("pipe");
         let log_dir = dirs.path().join("log");
+        // Before the daemon exists, so that no moment is left uncovered.
+        let janitor = Janitor::start(&JanitorTarget {
+            control: &config.control_binary,
+            control_name: &config.control_name(),
+            server_name: &config.server_name,
+            pipe_dir: &pipe_dir,
+            log_dir: &log_dir,
+            run_dir: dirs.path(),
+            stop_timeout: config.stop_timeout,
+        })
+        .map_err(|source| SharingError::StartingMpsJanitor { source })?;
+        let janitor_note = format!(
+            "MPS janitor pid {} stops the daemon if gpushare dies without doing so",
+            janitor.pid()
+        );
         let mut guard = MpsGuard {
             config,
             setting: setting.clone(),
@@ -195,7 +233,8 @@ impl MpsGuard {
             pipe_dir,
             log_dir,
             daemon: None,
-            notes: vec![compute_mode_note],
+            janitor: Some(janitor),
+            notes: vec![compute_mode_note, janitor_note],
             active: true,
         };
         // From here on an error drops `guard`, which stops whatever did start.
@@ -485,6 +524,9 @@ impl MpsGuard {
             }
             None => Ok(()),
         };
+        if let Some(janitor) = self.janitor.take() {
+            janitor.dismiss();
+        }
         stopped.and(removed)
     }
 

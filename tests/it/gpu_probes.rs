@@ -171,7 +171,7 @@ fn gpu_compute_and_memory_workloads_size_their_steps_to_step_ms() {
 fn gpu_monitor_samples_while_a_probe_runs() {
     let handle = ok(monitor::start(MonitorConfig {
         interval_ms: 50,
-        gpu_index: 0,
+        ..MonitorConfig::default()
     }));
     let p = params(&[("step_ms", ParamValue::Float(10.0))]);
     let mut w = ok(workload::build("probe.compute", &p, 3));

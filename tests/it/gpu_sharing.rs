@@ -92,6 +92,10 @@ fn run_client(
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // Progress on stderr, so a hang shows where it happened.
+    let (pid, started) = (child.id(), std::time::Instant::now());
+    let trace = |what: &str| eprintln!("[client {pid} +{:.2?}] {what}", started.elapsed());
+    trace("spawned");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut report = None;
     let mut seen = String::new();
@@ -105,11 +109,15 @@ fn run_client(
         line.clear();
     }
     let report = report.unwrap_or_else(|| panic!("the client sent no report; it printed:\n{seen}"));
+    trace("reported, holding its context");
     while_held();
     drop(child.stdin.take());
+    trace("released");
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
+    trace("stdout closed");
     let status = child.wait().unwrap();
+    trace("exited");
     assert!(
         status.success(),
         "the client failed ({status}):\n{seen}{rest}"
@@ -377,6 +385,80 @@ fn gpu_mps_drop_after_a_panic_tears_down() {
     // The panic must be ours, after a server ran, not an earlier failure.
     assert_eq!(servers_seen.lock().unwrap().len(), 1);
     assert_no_mps_process_left();
+}
+
+/// The runner killed by SIGKILL mid-run, with two probe tenants connected to its MPS
+/// server: the janitor stops the daemon and the server, and no MPS process is left.
+#[test]
+fn gpu_mps_killed_runner_leaves_no_mps_process() {
+    assert_no_mps_process_left();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("killed.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "killed"
+description = "two probes under MPS; the runner is killed mid-run"
+
+[run]
+warmup_s = 0.5
+duration_s = 60
+repetitions = 1
+min_samples = 10
+
+[[modes]]
+mode = "mps"
+
+[[tenants]]
+name = "compute"
+workload = "probe.compute"
+params = { step_ms = 2.0 }
+
+[[tenants]]
+name = "latency"
+workload = "probe.latency"
+params = { interval_us = 1000.0 }
+"#,
+    )
+    .unwrap();
+    // The GPU check script runs a copied binary; cargo's own otherwise.
+    let binary =
+        std::env::var_os("GPUSHARE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_gpushare").into());
+    let mut runner = Command::new(binary)
+        .args(["run", "--out"])
+        .arg(dir.path().join("study"))
+        .arg(&scenario)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both clients connected: the server is up and has had time to take them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while processes_named(SERVER).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let server_seen = processes_named(SERVER);
+    std::thread::sleep(Duration::from_secs(3));
+    runner.kill().unwrap();
+    let status = runner.wait().unwrap();
+    let mut said = String::new();
+    runner
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    println!("runner ({status}) said:\n{said}");
+    assert_eq!(server_seen.len(), 1, "an MPS server served the run");
+    let killed_at = std::time::Instant::now();
+    let control_left = wait_none_named(CONTROL, Duration::from_secs(30));
+    let server_left = wait_none_named(SERVER, Duration::from_secs(15));
+    println!(
+        "FIGURE mps_gone_after_runner_killed_s {:.2}",
+        killed_at.elapsed().as_secs_f64()
+    );
+    assert_eq!(control_left, Vec::<u32>::new(), "{CONTROL} left running");
+    assert_eq!(server_left, Vec::<u32>::new(), "{SERVER} left running");
 }
 
 #[test]

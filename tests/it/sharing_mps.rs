@@ -484,3 +484,54 @@ fn mps_stub_missing_binary_says_what_it_ran() {
     );
     stub.assert_nothing_left();
 }
+
+/// SIGKILL gives the runner no chance to tear down, and the MPS daemon forks away from
+/// it: the janitor started next to the daemon stops it and removes its directories.
+#[test]
+fn a_killed_runner_leaves_no_mps_daemon_behind() {
+    let stub = Stub::new();
+    let dir = tempfile::tempdir().unwrap();
+    let text = crate::common::quick_scenario("")
+        .replace("duration_s = 0.6", "duration_s = 60")
+        .replace(r#"mode = "time-slicing""#, r#"mode = "mps""#);
+    let scenario = crate::common::write_scenario(dir.path(), "s.toml", &text);
+    let mut runner = crate::common::gpushare()
+        .args(["run", "--out"])
+        .arg(dir.path().join("study"))
+        .arg(&scenario)
+        .env("GPUSHARE_MPS_CONTROL", stub.control_path())
+        .env("TMPDIR", stub.temp_root.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while processes_named(&stub.server_name).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = !processes_named(&stub.server_name).is_empty();
+    runner.kill().unwrap();
+    let status = runner.wait().unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut runner.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(
+        started,
+        "no MPS server started ({status}); the runner said:\n{said}"
+    );
+
+    // The janitor's stop timeout is the guard's default (10 s); the stub quits in ~1 s.
+    let left = wait_none_named(&stub.control_name, Duration::from_secs(15));
+    assert_eq!(left, Vec::<u32>::new(), "control daemon left running");
+    let left = wait_none_named(&stub.server_name, Duration::from_secs(5));
+    assert_eq!(left, Vec::<u32>::new(), "server left running");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_dir(stub.temp_root.path())
+        .unwrap()
+        .next()
+        .is_some()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stub.assert_nothing_left();
+}
