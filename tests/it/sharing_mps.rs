@@ -492,7 +492,8 @@ fn a_killed_runner_leaves_no_mps_daemon_behind() {
     let stub = Stub::new();
     let dir = tempfile::tempdir().unwrap();
     let text = crate::common::quick_scenario("")
-        .replace("duration_s = 0.6", "duration_s = 60")
+        // The exclusive baselines (2 x 3 s) come first; the MPS run is killed early on.
+        .replace("duration_s = 0.6", "duration_s = 3")
         .replace(r#"mode = "time-slicing""#, r#"mode = "mps""#);
     let scenario = crate::common::write_scenario(dir.path(), "s.toml", &text);
     let mut runner = crate::common::gpushare()
