@@ -9,7 +9,21 @@
 #   scripts/gpu-check.sh build   # development machine, repository root: release test and
 #                                # bench executables and gpushare, stripped, into
 #                                # target/gpu-check/ (about 45 MB)
-#   scripts/gpu-check.sh run     # GPU machine, repository root, carrying target/gpu-check
+#   scripts/gpu-check.sh run [--bench-probes] [--sharing-only]
+#                                # GPU machine, repository root, carrying target/gpu-check;
+#                                # --sharing-only: doctor, the gpu_sharing tests and the
+#                                # monitor bench (no probe tests, harness bench or study)
+#   scripts/gpu-check.sh build-torch  # development machine: the same with the `torch`
+#                                # feature (gpushare, the test executable and the
+#                                # torch_throughput example) into target/gpu-check-torch/
+#   scripts/gpu-check.sh torch [--compare]
+#                                # GPU machine, carrying target/gpu-check-torch: `doctor`,
+#                                # the gpu_* torch tests, the harness overhead on ResNet-50
+#                                # training, and with --compare every model against
+#                                # PyTorch eager (bench/reference/compare.sh)
+#   scripts/gpu-check.sh study SCENARIO [RUN FLAGS...]
+#                                # GPU machine: a shipped scenario through the torch build
+#                                # of gpushare, results to $OUT/<scenario>/
 #   scripts/gpu-check.sh bench [mps|timeslice|mig ...]
 #                                # GPU machine: the sharing-mode benches (default: mps,
 #                                # whose study covers timeslice's modes, then mig); each
@@ -23,6 +37,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bundle=target/gpu-check
+torch_bundle=target/gpu-check-torch
 
 die() {
     echo "gpu-check: $*" >&2
@@ -42,7 +57,7 @@ for line in sys.stdin:
     kind = msg.get("target", {}).get("kind", [""])[0]
     if exe and kind in ("test", "bench"):
         shutil.copy(exe, sys.argv[1] + "/" + msg["target"]["name"] + "-" + kind)
-' "$bundle"
+' "${1:-$bundle}"
 }
 
 build() {
@@ -85,12 +100,125 @@ cleanup_mps() {
     done
 }
 
-# Runs one test in its own process for at most $1 seconds. If it is still running after
+build_torch() {
+    rm -rf "$torch_bundle"
+    mkdir -p "$torch_bundle"
+    local with=scripts/with-libtorch.sh
+    $with cargo test --release --features torch --no-run --test it --message-format=json | collect "$torch_bundle"
+    $with cargo build --release --features torch --bin gpushare --example torch_throughput
+    cp target/release/gpushare "$torch_bundle/gpushare-bin"
+    cp target/release/examples/torch_throughput "$torch_bundle/torch_throughput"
+    strip --strip-debug "$torch_bundle"/*
+    du -sh "$torch_bundle"
+    ls "$torch_bundle"
+}
+
+# libtorch from the GPU machine's Python torch, and CUDA's libraries, for the torch build.
+torch_env() {
+    [ -x "$torch_bundle/gpushare-bin" ] || die "no $torch_bundle/gpushare-bin: run '$0 build-torch' on the development machine"
+    local torch_lib
+    torch_lib=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__) + "/lib")') \
+        || die "python3 cannot import torch, whose libtorch the torch build uses"
+    export LD_LIBRARY_PATH="$torch_lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export NO_COLOR=1
+}
+
+# The bare training loop (torch_throughput) against the same job as a gpushare tenant, three
+# times each: the harness's overhead on a real model.
+harness_overhead() {
+    local logs=$1
+    : >"$logs/overhead-bare.jsonl"
+    for _ in 1 2 3; do
+        "$torch_bundle/torch_throughput" --model resnet50 --mode train --precision fp32 \
+            --batch-size 64 --warmup-steps 30 --steps 300 --json >>"$logs/overhead-bare.jsonl"
+    done
+    cat >"$logs/overhead.toml" <<'TOML'
+name = "resnet50-overhead"
+description = "ResNet-50 fp32 training, batch 64, alone: the harness-overhead comparison."
+
+[run]
+warmup_s = 5.0
+duration_s = 10.0
+repetitions = 3
+min_samples = 50
+ready_timeout_s = 120
+
+[[modes]]
+mode = "exclusive"
+
+[[tenants]]
+name = "resnet"
+workload = "train.resnet50"
+params = { batch_size = 64, precision = "fp32" }
+TOML
+    "$torch_bundle/gpushare-bin" run "$logs/overhead.toml" --out "$logs/overhead" --force \
+        --format json >"$logs/overhead-report.json" 2>"$logs/overhead.err" || return 1
+    python3 - "$logs" <<'PY'
+import json, statistics, sys
+logs = sys.argv[1]
+bare = [json.loads(l)["throughput_items_per_s"] for l in open(logs + "/overhead-bare.jsonl") if l.strip()]
+report = json.load(open(logs + "/overhead-report.json"))
+tenant = [t["throughput_items_per_s"] for run in report["analysis"]["runs"] for t in run["tenants"]]
+print("bare loop img/s:", " ".join(f"{x:.1f}" for x in bare))
+print("as tenant img/s:", " ".join(f"{x:.1f}" for x in tenant))
+if bare and tenant:
+    ratio = statistics.mean(tenant) / statistics.mean(bare)
+    print(f"FIGURE harness_overhead_resnet50_train {ratio:.4f} (tenant mean / bare mean; goal >= 0.99)")
+PY
+}
+
+torch_check() {
+    torch_env
+    local logs="${OUT:-$torch_bundle/logs}" rc=0 test
+    mkdir -p "$logs"
+    echo "== doctor (torch build)"
+    "$torch_bundle/gpushare-bin" doctor || rc=1
+    echo "== gpu_* torch tests (one at a time)"
+    : >"$logs/torch-tests.log"
+    for test in $("$torch_bundle/it-test" --list gpu_ 2>/dev/null | sed -n 's/: test$//p' \
+        | grep -E '^(torch_models|serve_torch)::'); do
+        watched_test "$torch_bundle/it-test" 240 "$test" "$logs/torch-tests.log" || rc=1
+    done
+    grep -E '^test .* \.\.\. |^test result|still running after' "$logs/torch-tests.log" || true
+    grep -A3 'panicked at' "$logs/torch-tests.log" | cut -c1-300 | head -30 || true
+    grep -E '^(FIGURE|NOTE) ' "$logs/torch-tests.log" | sort -u || true
+    echo "== harness overhead: ResNet-50 training, bare loop vs gpushare tenant"
+    harness_overhead "$logs" || rc=1
+    if [ "${1:-}" = --compare ]; then
+        echo "== every model: gpushare's torch job vs PyTorch eager"
+        bench/reference/compare.sh "$torch_bundle/torch_throughput" --steps 40 \
+            >"$logs/compare.txt" 2>"$logs/compare.jsonl" || rc=1
+        cat "$logs/compare.txt"
+    fi
+    return "$rc"
+}
+
+# Runs one scenario through the torch build; its report and results go to $OUT/<name>/.
+study() {
+    [ $# -ge 1 ] || die "usage: $0 study SCENARIO [RUN FLAGS...]"
+    torch_env
+    local name=$1 logs="${OUT:-$torch_bundle/logs}" rc=0
+    shift
+    mkdir -p "$logs"
+    before=$(mps_pids | tr '\n' ' ')
+    [ -z "$before" ] || die "MPS processes already run ($before); not starting"
+    trap cleanup_mps EXIT
+    "$torch_bundle/gpushare-bin" run "$name" --out "$logs/$(basename "$name" .toml)" --force "$@" \
+        >"$logs/$(basename "$name" .toml).txt" 2>"$logs/$(basename "$name" .toml).err" || rc=$?
+    cat "$logs/$(basename "$name" .toml).txt"
+    tail -n 5 "$logs/$(basename "$name" .toml).err"
+    cleanup_mps
+    trap - EXIT
+    echo "== $name: exit status $rc; MPS processes left: $(mps_pids | tr '\n' ' ')"
+    return "$rc"
+}
+
+# Runs test $3 of test executable $1 in its own process for at most $2 seconds, logging to $4. If it is still running after
 # that, logs the process tree with each thread's kernel wait channel (where it is stuck),
 # then kills it and returns 1.
 watched_test() {
-    local limit=$1 test=$2 log=$3 pid waited=0
-    "$bundle/it-test" --exact "$test" --nocapture >>"$log" 2>&1 &
+    local exe=$1 limit=$2 test=$3 log=$4 pid waited=0
+    "$exe" --exact "$test" --nocapture >>"$log" 2>&1 &
     pid=$!
     while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "$limit" ]; do
         sleep 1
@@ -120,7 +248,14 @@ watched_test() {
 
 run() {
     [ -x "$bundle/gpushare-bin" ] || die "no $bundle/gpushare-bin: run '$0 build' on the development machine"
-    local logs="${OUT:-$bundle/logs}" rc=0 before
+    local logs="${OUT:-$bundle/logs}" rc=0 before bench_probes=no sharing_only=no flag
+    for flag in "${@:2}"; do
+        case "$flag" in
+            --bench-probes) bench_probes=yes ;;
+            --sharing-only) sharing_only=yes ;;
+            *) die "run: unknown flag $flag (--bench-probes, --sharing-only)" ;;
+        esac
+    done
     mkdir -p "$logs"
     before=$(mps_pids | tr '\n' ' ')
     [ -z "$before" ] || die "MPS processes already run ($before); not starting"
@@ -142,11 +277,13 @@ run() {
     local test
     : >"$logs/tests.log"
     for test in $("$bundle/it-test" --list gpu_sharing::gpu_ 2>/dev/null | sed -n 's/: test$//p'); do
-        watched_test 60 "$test" "$logs/tests.log" || rc=1
+        watched_test "$bundle/it-test" 45 "$test" "$logs/tests.log" || rc=1
         cleanup_mps
     done
     cleanup_mps
-    timeout 120 "$bundle/it-test" --test-threads=1 --nocapture gpu_probes::gpu_ >>"$logs/tests.log" 2>&1 || rc=1
+    if [ "$sharing_only" = no ]; then
+        timeout 120 "$bundle/it-test" --test-threads=1 --nocapture gpu_probes::gpu_ >>"$logs/tests.log" 2>&1 || rc=1
+    fi
     grep -E '^test .* \.\.\. |^test result|^\[client |still running after' "$logs/tests.log" || true
     grep -A2 'panicked at' "$logs/tests.log" | cut -c1-300 | head -30 || true
     grep -E '^(FIGURE|SMs:|NOTE) ' "$logs/tests.log" | sort -u || true
@@ -156,12 +293,20 @@ run() {
     local quick=(--bench --warm-up-time 1 --measurement-time 3)
     # The probe figures come from the gpu_probes tests; its criterion bench runs with
     # `--bench-probes` only, to save GPU time.
-    if [ "${2:-}" = --bench-probes ]; then
+    if [ "$bench_probes" = yes ]; then
         timeout 120 "$bundle/probes-bench" "${quick[@]}" >"$logs/probes-bench.log" 2>&1 || rc=1
     fi
     timeout 60 "$bundle/monitor-bench" "${quick[@]}" >"$logs/monitor-bench.log" 2>&1 || rc=1
-    GPUSHARE_BIN="$bundle/gpushare-bin" timeout 90 "$bundle/harness-bench" "${quick[@]}" >"$logs/harness-bench.log" 2>&1 || rc=1
-    grep -hE '^FIGURE |^harness overhead|thrpt:|^no GPU' "$logs"/*-bench.log || true
+    if [ "$sharing_only" = no ]; then
+        GPUSHARE_BIN="$bundle/gpushare-bin" timeout 90 "$bundle/harness-bench" "${quick[@]}" >"$logs/harness-bench.log" 2>&1 || rc=1
+    fi
+    grep -hE '^FIGURE |^harness overhead|thrpt:|^no GPU|^monitor/' "$logs"/*-bench.log || true
+    if [ "$sharing_only" = yes ]; then
+        cleanup_mps
+        trap - EXIT
+        echo "== MPS processes left: $(mps_pids | tr '\n' ' ')"
+        return "$rc"
+    fi
 
     echo "== study: the shipped probes-mix scenario"
     timeout 400 "$bundle/gpushare-bin" run probes-mix --out "$logs/probes-mix" --force \
@@ -202,7 +347,10 @@ bench() {
 
 case "${1:-}" in
     build) build ;;
+    build-torch) build_torch ;;
     run) run "$@" ;;
+    torch) shift; torch_check "$@" ;;
+    study) shift; study "$@" ;;
     bench) shift; bench "$@" ;;
-    *) die "usage: $0 build | run [--bench-probes] | bench [mps|timeslice|mig ...]" ;;
+    *) die "usage: $0 build | build-torch | run [--bench-probes] [--sharing-only] | torch [--compare] | study SCENARIO [FLAGS] | bench [mps|timeslice|mig ...]" ;;
 esac

@@ -101,7 +101,9 @@ fn run_client(
     let mut seen = String::new();
     let mut line = String::new();
     while stdout.read_line(&mut line).unwrap() > 0 {
-        if let Some(json) = line.trim().strip_prefix(REPORT_PREFIX) {
+        // With one test thread libtest prints `test <name> ... ` without a newline before
+        // running the test, so the report may come after that on the same line.
+        if let Some(json) = line.split_once(REPORT_PREFIX).map(|(_, json)| json.trim()) {
             report = Some(serde_json::from_str::<serde_json::Value>(json).unwrap());
             break;
         }
@@ -388,7 +390,7 @@ fn gpu_mps_drop_after_a_panic_tears_down() {
 }
 
 /// The runner killed by SIGKILL mid-run, with two probe tenants connected to its MPS
-/// server: the janitor stops the daemon and the server, and no MPS process is left.
+/// server (about 30 s: the exclusive baselines come first): the janitor stops the daemon and the server, and no MPS process is left.
 #[test]
 fn gpu_mps_killed_runner_leaves_no_mps_process() {
     assert_no_mps_process_left();
@@ -402,7 +404,7 @@ description = "two probes under MPS; the runner is killed mid-run"
 
 [run]
 warmup_s = 0.5
-duration_s = 60
+duration_s = 8
 repetitions = 1
 min_samples = 10
 
@@ -432,7 +434,8 @@ params = { interval_us = 1000.0 }
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Both clients connected: the server is up and has had time to take them.
+    // Each tenant runs alone first (the baselines, 8 s each), then both under MPS; once
+    // the server is up, give both clients time to connect.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while processes_named(SERVER).is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
