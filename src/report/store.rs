@@ -11,6 +11,8 @@ use super::schema::{Study, SCHEMA_VERSION};
 
 /// The results file inside a study directory.
 pub const RUN_FILE: &str = "run.json";
+/// The same, gzipped: how large raw results are kept in a repository.
+pub const RUN_FILE_GZ: &str = "run.json.gz";
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -52,14 +54,18 @@ pub fn write_study(path: &Path, study: &Study) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Reads a study from a study directory or a `run.json` path.
+/// Reads a study from a study directory (its `run.json`, else its `run.json.gz`) or a
+/// `run.json` / `run.json.gz` path.
 pub fn read_study(path: &Path) -> Result<Study, StoreError> {
-    let path = if path.is_dir() {
+    let path = if path.is_dir() && !path.join(RUN_FILE).exists() && path.join(RUN_FILE_GZ).exists()
+    {
+        path.join(RUN_FILE_GZ)
+    } else if path.is_dir() {
         path.join(RUN_FILE)
     } else {
         path.to_path_buf()
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| StoreError::Read {
+    let text = read_text(&path).map_err(|source| StoreError::Read {
         path: path.clone(),
         source,
     })?;
@@ -77,6 +83,20 @@ pub fn read_study(path: &Path) -> Result<Study, StoreError> {
         return Err(StoreError::Version { path, found });
     }
     serde_json::from_value(value).map_err(|source| StoreError::Parse { path, source })
+}
+
+/// The file's text, gunzipped when its name ends in `.gz`.
+fn read_text(path: &Path) -> std::io::Result<String> {
+    if path.extension().is_some_and(|ext| ext == "gz") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(path)?),
+            &mut text,
+        )?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(path)
+    }
 }
 
 /// The current UTC time, RFC 3339.
@@ -120,6 +140,27 @@ mod tests {
             format!(
                 "parsing {}: key must be a string at line 3 column 3",
                 path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_gzipped_study_reads_like_the_plain_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join(RUN_FILE_GZ);
+        let mut encoder = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::default(),
+        );
+        encoder.write_all(br#"{"schema_version": 99}"#).unwrap();
+        encoder.finish().unwrap();
+        // The directory finds the .gz when there is no run.json; its content was read.
+        let err = read_study(dir.path()).unwrap_err();
+        assert_eq!(
+            chain(&err),
+            format!(
+                "reading {}: schema version 99, this gpushare reads version {SCHEMA_VERSION}",
+                gz.display()
             )
         );
     }
