@@ -17,18 +17,25 @@ fn report(case: &str, series: &MonitorSeries) {
         println!("monitor/{case}: this platform cannot measure one thread's CPU time");
         return;
     };
-    let verdict = if fraction < GOAL_FRACTION {
+    // The goal is the steady cost; the first reading pays NVML's one-time set-up.
+    let steady = series.sampler_steady_cpu_fraction().unwrap_or(fraction);
+    let verdict = if steady < GOAL_FRACTION {
         "under"
     } else {
         "OVER"
     };
     println!(
-        "monitor/{case}: sampler thread used {:.3}% of one core ({} samples in {:.1} s), {verdict} the 1% goal",
+        "monitor/{case}: sampler thread used {:.3}% of one core after its first reading, {verdict} the 1% goal ({:.3}% with it; {} samples in {:.1} s)",
+        steady * 100.0,
         fraction * 100.0,
         series.samples.len(),
         series.duration_s
     );
-    println!("FIGURE monitor_cpu_{case} {:.4} %core", fraction * 100.0);
+    println!("FIGURE monitor_cpu_{case} {:.4} %core", steady * 100.0);
+    println!(
+        "FIGURE monitor_cpu_{case}_with_first_reading {:.4} %core",
+        fraction * 100.0
+    );
 }
 
 fn sample_for(handle: MonitorHandle, duration: Duration, mut work: impl FnMut()) -> MonitorSeries {

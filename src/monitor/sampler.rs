@@ -178,6 +178,10 @@ fn run(
             *slot = Some(sample.clone());
         }
         series.samples.push(sample);
+        if series.samples.len() == 1 {
+            series.first_reading_cpu_s = thread_cpu_s();
+            series.first_reading_end_s = Some(start.elapsed().as_secs_f64());
+        }
         // Ticks stay on a fixed grid from the start, so a slow reading does not shift the
         // ones after it; ticks already missed are skipped, not bunched up.
         let elapsed = start.elapsed();

@@ -114,6 +114,14 @@ pub struct MonitorSeries {
     /// overhead. `None` where the platform cannot measure one thread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampler_cpu_s: Option<f64>,
+    /// CPU time the sampler thread had used when its first reading ended, in seconds: that
+    /// reading pays NVML's one-time set-up, which a short run should not count as the
+    /// per-sample cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_reading_cpu_s: Option<f64>,
+    /// When the first reading ended, in seconds since the monitor started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_reading_end_s: Option<f64>,
     pub samples: Vec<Sample>,
     pub notes: Vec<Note>,
 }
@@ -123,6 +131,14 @@ impl MonitorSeries {
     pub fn sampler_cpu_fraction(&self) -> Option<f64> {
         let cpu_s = self.sampler_cpu_s?;
         (self.duration_s > 0.0).then(|| cpu_s / self.duration_s)
+    }
+
+    /// The sampler thread's CPU use as a fraction of one core after its first reading:
+    /// the steady cost, without NVML's one-time set-up.
+    pub fn sampler_steady_cpu_fraction(&self) -> Option<f64> {
+        let cpu_s = self.sampler_cpu_s? - self.first_reading_cpu_s?;
+        let wall_s = self.duration_s - self.first_reading_end_s?;
+        (wall_s > 0.0).then(|| cpu_s.max(0.0) / wall_s)
     }
 }
 
@@ -216,5 +232,23 @@ mod tests {
         assert_eq!(series.sampler_cpu_fraction(), Some(0.005));
         let empty = MonitorSeries::default();
         assert_eq!(empty.sampler_cpu_fraction(), None);
+    }
+
+    #[test]
+    fn the_steady_fraction_leaves_out_the_first_reading() {
+        let series = MonitorSeries {
+            duration_s: 10.0,
+            sampler_cpu_s: Some(0.05),
+            first_reading_cpu_s: Some(0.032),
+            first_reading_end_s: Some(1.0),
+            ..MonitorSeries::default()
+        };
+        let steady = series.sampler_steady_cpu_fraction().unwrap();
+        assert!((steady - 0.002).abs() < 1e-12, "{steady}");
+        let older = MonitorSeries {
+            first_reading_cpu_s: None,
+            ..series
+        };
+        assert_eq!(older.sampler_steady_cpu_fraction(), None);
     }
 }
