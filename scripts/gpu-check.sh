@@ -21,6 +21,7 @@
 #                                # the gpu_* torch tests, the harness overhead on ResNet-50
 #                                # training, and with --compare every model against
 #                                # PyTorch eager (bench/reference/compare.sh)
+#   scripts/gpu-check.sh compare # GPU machine: only the comparison with PyTorch eager
 #   scripts/gpu-check.sh study SCENARIO [RUN FLAGS...]
 #                                # GPU machine: a shipped scenario through the torch build
 #                                # of gpushare, results to $OUT/<scenario>/
@@ -185,12 +186,20 @@ torch_check() {
     echo "== harness overhead: ResNet-50 training, bare loop vs gpushare tenant"
     harness_overhead "$logs" || rc=1
     if [ "${1:-}" = --compare ]; then
-        echo "== every model: gpushare's torch job vs PyTorch eager"
-        bench/reference/compare.sh "$torch_bundle/torch_throughput" --steps 40 \
-            >"$logs/compare.txt" 2>"$logs/compare.jsonl" || rc=1
-        cat "$logs/compare.txt"
+        compare || rc=1
     fi
     return "$rc"
+}
+
+# Every model's training and inference through gpushare's torch job and PyTorch eager.
+compare() {
+    torch_env
+    local logs="${OUT:-$torch_bundle/logs}"
+    mkdir -p "$logs"
+    echo "== every model: gpushare's torch job vs PyTorch eager"
+    bench/reference/compare.sh "$torch_bundle/torch_throughput" --steps 40 \
+        >"$logs/compare.txt" 2>"$logs/compare.jsonl" || return 1
+    cat "$logs/compare.txt"
 }
 
 # Runs one scenario through the torch build; its report and results go to $OUT/<name>/.
@@ -350,7 +359,8 @@ case "${1:-}" in
     build-torch) build_torch ;;
     run) run "$@" ;;
     torch) shift; torch_check "$@" ;;
+    compare) compare ;;
     study) shift; study "$@" ;;
     bench) shift; bench "$@" ;;
-    *) die "usage: $0 build | build-torch | run [--bench-probes] [--sharing-only] | torch [--compare] | study SCENARIO [FLAGS] | bench [mps|timeslice|mig ...]" ;;
+    *) die "usage: $0 build | build-torch | run [--bench-probes] [--sharing-only] | torch [--compare] | compare | study SCENARIO [FLAGS] | bench [mps|timeslice|mig ...]" ;;
 esac
