@@ -11,6 +11,7 @@ mod notebook;
 mod params;
 pub mod probe;
 mod registry;
+pub mod serve;
 #[cfg(feature = "torch")]
 pub mod torch;
 
