@@ -104,8 +104,9 @@ fn a_serving_tenant_reports_its_rate_its_service_time_and_an_slo_verdict() {
         let throughput = api["throughput_items_per_s"].as_f64().unwrap();
         assert!((95.0..=105.0).contains(&throughput), "{api}");
         assert!(api.get("failed").is_none(), "{api}");
-        // The sleep is a floor; the rest is HTTP on loopback and a debug build on a
-        // shared machine, a few milliseconds at most.
+        // The sleep is a floor; the rest is HTTP on loopback and a debug build, under
+        // 1 ms on an idle 2-core machine (P50 5.8 ms measured), more when other tests
+        // share its cores. Twice the service time would mean requests queue.
         let p50 = api["latency"]["p50_ms"].as_f64().unwrap();
         let p90 = api["latency"]["p90_ms"].as_f64().unwrap();
         assert!((5.0..10.0).contains(&p50), "{api}");
