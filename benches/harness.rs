@@ -25,6 +25,7 @@ fn protocol_cost(c: &mut Criterion) {
                     step_s: 1.0001e-3,
                     items: 64,
                     latency_s: None,
+                    failed: 0,
                 })
                 .collect(),
         };

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::LoadError;
 use super::schedule::Arrivals;
+use super::stream::CompletionSink;
 
 /// How requests are issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +112,11 @@ pub struct LoadArgs {
     /// (all connections busy or the machine saturated). Dropped requests count as SLO misses.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub drop_after: Duration,
+    /// Internal (the `serve.<model>` tenant's generator): instead of a report, print one
+    /// JSON line per finished request on stdout as it finishes, and run until stdin
+    /// closes (--duration is ignored).
+    #[arg(long, hide = true, conflicts_with_all = ["closed_loop", "find_max_rate"])]
+    pub stream: bool,
 }
 
 /// A validated load run.
@@ -145,6 +151,9 @@ pub struct LoadConfig {
     pub body: Bytes,
     /// Content-Type header of the body.
     pub content_type: Option<String>,
+    /// Where every finished request is reported as it finishes (`--stream`); `None` for
+    /// a run that is only summarized at the end.
+    pub completions: Option<CompletionSink>,
 }
 
 impl LoadConfig {
@@ -166,6 +175,7 @@ impl LoadConfig {
             method: Method::GET,
             body: Bytes::new(),
             content_type: None,
+            completions: None,
         })
     }
 
@@ -343,6 +353,16 @@ mod args_tests {
             "load",
             "http://h/",
             "--closed-loop",
+            "--find-max-rate",
+            "--slo-p99",
+            "10ms"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from(["load", "http://h/", "--stream", "--closed-loop"]).is_err());
+        assert!(Cli::try_parse_from([
+            "load",
+            "http://h/",
+            "--stream",
             "--find-max-rate",
             "--slo-p99",
             "10ms"

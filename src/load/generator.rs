@@ -22,6 +22,9 @@
 //!
 //! Closed loop: each connection task sends back to back until the duration ends.
 //!
+//! With a [`CompletionSink`] (`--stream`) every connection task also reports each request
+//! as it finishes, dropped ones included.
+//!
 //! A run ends when the schedule is exhausted and every request has been answered, timed
 //! out, or dropped; so it lasts at most duration + drop_after + timeout.
 
@@ -36,6 +39,7 @@ use super::error::LoadError;
 use super::recorder::Recorder;
 use super::report::LoadReport;
 use super::schedule::Schedule;
+use super::stream::{CompletionSink, RequestOutcome};
 use super::timer::{sleep_until, PreciseTimer};
 
 /// Time between every thread reporting its connections open and the first intended send,
@@ -88,6 +92,9 @@ pub async fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
     }
     if let (false, Some(err)) = (any_open, first_error) {
         return Err(err);
+    }
+    if let Some(sink) = &config.completions {
+        sink.started(config.connections);
     }
     let start = Instant::now() + START_DELAY;
     for thread in &mut threads {
@@ -243,6 +250,7 @@ async fn open_loop(
                 Arc::clone(endpoint),
                 due_rx.clone(),
                 settings,
+                Stream::new(config, start),
             ))
         })
         .collect();
@@ -296,6 +304,29 @@ struct WorkerSettings {
     slo: Option<Duration>,
 }
 
+/// Where a connection task reports each finished request, when the run streams them.
+#[derive(Debug, Clone)]
+struct Stream {
+    sink: Option<CompletionSink>,
+    start: Instant,
+}
+
+impl Stream {
+    fn new(config: &LoadConfig, start: Instant) -> Self {
+        Self {
+            sink: config.completions.clone(),
+            start,
+        }
+    }
+
+    fn done(&self, intended: Instant, latency: Duration, outcome: RequestOutcome) {
+        if let Some(sink) = &self.sink {
+            let intended_s = intended.saturating_duration_since(self.start).as_secs_f64();
+            sink.done(intended_s, latency, outcome);
+        }
+    }
+}
+
 impl From<&LoadConfig> for WorkerSettings {
     fn from(config: &LoadConfig) -> Self {
         Self {
@@ -312,6 +343,7 @@ async fn open_loop_worker(
     endpoint: Arc<Endpoint>,
     due: async_channel::Receiver<Instant>,
     settings: WorkerSettings,
+    stream: Stream,
 ) -> Recorder {
     let mut recorder = Recorder::new();
     while let Ok(intended) = due.recv().await {
@@ -319,12 +351,14 @@ async fn open_loop_worker(
         let lag = now.saturating_duration_since(intended);
         if lag > settings.drop_after {
             recorder.record_dropped();
+            stream.done(intended, lag, RequestOutcome::Dropped);
             continue;
         }
         recorder.record_send(now, Some(lag), settings.late_after);
         let outcome = connection.send(&endpoint, settings.timeout).await;
         let done = Instant::now();
         recorder.record_outcome(outcome, done - intended, done, settings.slo);
+        stream.done(intended, done - intended, RequestOutcome::of(outcome));
     }
     recorder
 }
@@ -343,9 +377,9 @@ async fn closed_loop(
             tokio::spawn(closed_loop_worker(
                 connection,
                 Arc::clone(endpoint),
-                start,
                 end,
                 settings,
+                Stream::new(config, start),
             ))
         })
         .collect();
@@ -368,12 +402,12 @@ async fn join_workers(workers: Vec<tokio::task::JoinHandle<Recorder>>) -> (Vec<R
 async fn closed_loop_worker(
     mut connection: Connection,
     endpoint: Arc<Endpoint>,
-    start: Instant,
     end: Instant,
     settings: WorkerSettings,
+    stream: Stream,
 ) -> Recorder {
     let mut recorder = Recorder::new();
-    tokio::time::sleep_until(start.into()).await;
+    tokio::time::sleep_until(stream.start.into()).await;
     loop {
         let sent = Instant::now();
         if sent >= end {
@@ -383,6 +417,7 @@ async fn closed_loop_worker(
         let outcome = connection.send(&endpoint, settings.timeout).await;
         let done = Instant::now();
         recorder.record_outcome(outcome, done - sent, done, settings.slo);
+        stream.done(sent, done - sent, RequestOutcome::of(outcome));
         if outcome == Outcome::Connect {
             tokio::time::sleep(RECONNECT_BACKOFF).await;
         }

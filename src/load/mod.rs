@@ -6,7 +6,8 @@
 //! request's intended send time, so a stalled server shows up in the percentiles instead of
 //! silently slowing the load (no coordinated omission). Closed loop (`--closed-loop`) is
 //! for saturation throughput. `--find-max-rate` searches for the highest rate meeting a
-//! P99 target.
+//! P99 target. `--stream` (hidden) reports each request as it finishes instead, for the
+//! `serve.<model>` tenant that runs this generator as its child process.
 //!
 //! Owns the schedule, the HTTP/1.1 client, per-request accounting and the report. Must not
 //! know what the server computes: any HTTP endpoint can be loaded.
@@ -19,6 +20,7 @@ mod recorder;
 mod report;
 mod schedule;
 mod search;
+mod stream;
 mod timer;
 
 pub use config::{guess_content_type, LoadArgs, LoadConfig, LoadMode, ReportFormat};
@@ -28,12 +30,19 @@ pub use recorder::ErrorCounts;
 pub use report::{required_samples, LagSummary, LatencySummary, LoadReport, SloSummary};
 pub use schedule::{Arrivals, Schedule};
 pub use search::{find_max_rate, MaxRateReport, Probe, SearchConfig, SearchStop};
+pub use stream::{
+    exit_when_stdin_closes, parse_line, Completion, CompletionSink, RequestOutcome, StreamLine,
+    STREAM_DURATION,
+};
 
 use std::io::Write;
 
 /// Runs `gpushare load`: one run, or the max-rate search with `--find-max-rate`, and prints
 /// the report on stdout in `--format` (probes go to stderr as they finish).
 pub async fn run(args: &LoadArgs) -> Result<(), LoadError> {
+    if args.stream {
+        return run_stream(args).await;
+    }
     let config = LoadConfig::from_args(args)?;
     let rendered = match (args.find_max_rate, args.slo_p99) {
         (true, Some(slo_p99)) => {
@@ -58,6 +67,16 @@ pub async fn run(args: &LoadArgs) -> Result<(), LoadError> {
     };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{rendered}").map_err(LoadError::Write)
+}
+
+/// `--stream`: the schedule runs until stdin closes, and every finished request is a line
+/// on stdout; nothing else is printed there.
+async fn run_stream(args: &LoadArgs) -> Result<(), LoadError> {
+    let mut config = LoadConfig::from_args(args)?;
+    config.duration = STREAM_DURATION;
+    config.completions = Some(CompletionSink::stdout().map_err(LoadError::SpawnThread)?);
+    exit_when_stdin_closes().map_err(LoadError::SpawnThread)?;
+    run_load(&config).await.map(|_| ())
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<String, LoadError> {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sharing::{normalized_progress, SharingFigures};
 use super::stats::Estimate;
-use super::throughput::TenantFigures;
+use super::throughput::{SloFigures, TenantFigures};
 use super::validity::{check_run, FailedCheck, Verdict};
 use crate::monitor::{energy_per_item_j, summarize, MonitorSummary};
 use crate::report::schema::{RunRecord, RunStatus, Study};
@@ -104,6 +104,16 @@ pub struct TenantGroup {
     /// SLO attainment, share of samples within target, from 0 to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_attainment: Option<Estimate>,
+    /// VALID runs whose SLO percentile met its target, out of `slo_judged`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_met: Option<usize>,
+    /// VALID runs in which the SLO was judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_judged: Option<usize>,
+    /// Share of the tenant's units of work that failed (a serving tenant's failed
+    /// requests over all it finished), from 0 to 1; absent when none ever failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_fraction: Option<Estimate>,
     /// GPU energy per item while the tenant ran alone, in joules per item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy_per_item_j: Option<Estimate>,
@@ -272,6 +282,14 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
                         Estimate::of(&values)
                     };
                     let tail = |t: &TenantFigures| t.latency.or(t.step);
+                    let slo_judged = |pick: &dyn Fn(&SloFigures) -> bool| {
+                        let judged: Vec<bool> = valid
+                            .iter()
+                            .filter_map(|r| r.tenants.iter().find(|t| t.name == first.name))
+                            .filter_map(|t| t.slo.as_ref().map(pick))
+                            .collect();
+                        (!judged.is_empty()).then(|| judged.iter().filter(|&&b| b).count())
+                    };
                     TenantGroup {
                         name: first.name.clone(),
                         workload: first.workload.clone(),
@@ -282,6 +300,12 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
                         p50_ms: of(&|t| tail(t).map(|s| s.p50_ms)),
                         p99_ms: of(&|t| tail(t).map(|s| s.p99_ms)),
                         slo_attainment: of(&|t| t.slo.map(|s| s.attainment)),
+                        slo_met: slo_judged(&|s| s.met),
+                        slo_judged: slo_judged(&|_| true),
+                        failed_fraction: of(&|t| {
+                            (t.steps > 0).then(|| t.failed as f64 / t.steps as f64)
+                        })
+                        .filter(|e| e.mean > 0.0),
                         energy_per_item_j: of(&|t| t.energy_per_item_j),
                     }
                 })
@@ -367,11 +391,13 @@ workload = "cpu.synthetic"
                 items: vec![1; steps],
                 end_s,
                 latency_s: vec![],
+                failed: vec![],
             },
             summary: Some(WorkerSummary {
                 window_s: 1.0,
                 steps: steps as u64,
                 items: steps as u64,
+                failed: 0,
                 memory_peak_bytes: None,
             }),
             exit: None,
@@ -474,5 +500,105 @@ workload = "cpu.synthetic"
         let group = &analysis.groups[1];
         assert_eq!(group.util_gpu_pct.unwrap().mean, 50.0);
         assert_eq!(group.power_w.unwrap().mean, 300.0);
+    }
+
+    const SERVING: &str = r#"name = "serving"
+[run]
+duration_s = 1.0
+repetitions = 2
+min_samples = 10
+[[modes]]
+mode = "time-slicing"
+[[tenants]]
+name = "api"
+workload = "cpu.synthetic"
+slo = { percentile = 90.0, target_ms = 10.0 }
+"#;
+
+    /// A tenant recorded as a serving tenant records itself: 200 requests over 1 s,
+    /// `n_failed` of them failed, the others answered in `latency_ms`.
+    fn serving(n_failed: usize, latency_ms: f64) -> TenantRecord {
+        let mut record = tenant("api", 200);
+        record.device = Device::Cpu;
+        record.item = "requests".into();
+        let failed: Vec<u64> = (0..200).map(|i| u64::from(i < n_failed)).collect();
+        record.samples.items = failed.iter().map(|f| 1 - f).collect();
+        record.samples.latency_s = vec![latency_ms / 1e3; 200 - n_failed];
+        if n_failed > 0 {
+            record.samples.failed = failed;
+        }
+        record
+    }
+
+    #[test]
+    fn failed_requests_and_slo_verdicts_reach_the_groups_and_the_report() {
+        let scenario = scenario::parse(Path::new("s.toml"), SERVING).unwrap();
+        let plan = Plan::expand(&scenario);
+        let mut exclusive = run(
+            "exclusive/c0/r0",
+            ModeSetting::Exclusive,
+            vec![serving(0, 5.0)],
+            vec![],
+            0.0,
+        );
+        exclusive.monitor = None;
+        let mut second = exclusive.clone();
+        second.id = "exclusive/c0/r1".into();
+        second.repetition = 1;
+        // Shared: 30 of 200 requests failed (15%) in one repetition, which breaks a P90
+        // although the answered ones took 5 ms; none failed in the other.
+        let mut shared = run(
+            "time-slicing/c0/r0",
+            ModeSetting::TimeSlicing,
+            vec![serving(30, 5.0)],
+            vec![],
+            0.0,
+        );
+        shared.monitor = None;
+        let mut shared_again = run(
+            "time-slicing/c0/r1",
+            ModeSetting::TimeSlicing,
+            vec![serving(0, 5.0)],
+            vec![],
+            0.0,
+        );
+        shared_again.monitor = None;
+        shared_again.repetition = 1;
+        let study = Study {
+            schema_version: 1,
+            scenario_source: SERVING.into(),
+            scenario_path: "s.toml".into(),
+            environment: Default::default(),
+            started_at: String::new(),
+            finished_at: None,
+            interrupted: false,
+            analysis: None,
+            runs: vec![exclusive, shared, second, shared_again],
+            scenario,
+            plan,
+        };
+        let analysis = analyze(&study);
+        let shared = &analysis.runs[1].tenants[0];
+        assert_eq!((shared.steps, shared.items, shared.failed), (200, 170, 30));
+        assert!(!shared.slo.unwrap().met);
+        let alone = &analysis.groups[0].tenants[0];
+        assert_eq!((alone.slo_met, alone.slo_judged), (Some(2), Some(2)));
+        assert_eq!(alone.failed_fraction, None);
+        let together = &analysis.groups[1].tenants[0];
+        assert_eq!((together.slo_met, together.slo_judged), (Some(1), Some(2)));
+        assert!((together.failed_fraction.unwrap().mean - 0.075).abs() < 1e-12);
+        let table = crate::report::render(&study, crate::report::Format::Markdown);
+        assert!(
+            table.contains("| SLO attained | SLO met | failed |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 100.0%       | 2/2     | -      |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 92.5%        | 1/2     | 7.50%  |"),
+            "{table}"
+        );
     }
 }

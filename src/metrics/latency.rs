@@ -63,11 +63,18 @@ pub fn min_samples_for_percentile(p: f64) -> u64 {
 
 /// Share of values (seconds) at or under a target (milliseconds), from 0 to 1.
 pub fn attainment(values_s: &[f64], target_ms: f64) -> f64 {
-    if values_s.is_empty() {
+    attainment_with_misses(values_s, target_ms, 0)
+}
+
+/// Share of values (seconds) at or under a target (milliseconds) among the values and
+/// `n_missed` more outcomes that missed it without a value (failed requests), from 0 to 1.
+pub fn attainment_with_misses(values_s: &[f64], target_ms: f64, n_missed: u64) -> f64 {
+    let n = values_s.len() as u64 + n_missed;
+    if n == 0 {
         return 0.0;
     }
     let within = values_s.iter().filter(|v| **v * 1e3 <= target_ms).count();
-    within as f64 / values_s.len() as f64
+    within as f64 / n as f64
 }
 
 /// The value at percentile `p` (in percent), in milliseconds.
@@ -104,5 +111,8 @@ mod tests {
     fn attainment_counts_values_at_or_under_target() {
         let v = [0.010, 0.020, 0.050, 0.051];
         assert_eq!(attainment(&v, 50.0), 0.75);
+        // Failed outcomes are misses: 3 within out of 4 values and 2 failures.
+        assert_eq!(attainment_with_misses(&v, 50.0, 2), 0.5);
+        assert_eq!(attainment_with_misses(&[], 50.0, 0), 0.0);
     }
 }

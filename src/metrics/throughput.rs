@@ -25,6 +25,10 @@ pub struct TenantFigures {
     pub steps: u64,
     /// Items completed in the window.
     pub items: u64,
+    /// Units of work that failed in the window (a serving tenant's failed requests): not
+    /// in `items`, and misses against the SLO.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: u64,
     /// The measured window, in seconds.
     pub window_s: f64,
     /// From Go to the end of the last completed step, in seconds.
@@ -57,14 +61,22 @@ pub struct SloFigures {
     pub percentile: f64,
     /// The target, in milliseconds.
     pub target_ms: f64,
-    /// The measured value at that percentile, in milliseconds.
+    /// The measured value at that percentile, in milliseconds, over the samples that have
+    /// a value (a serving tenant's answered requests).
     pub observed_ms: f64,
-    /// Share of samples at or under the target, from 0 to 1.
+    /// Share of samples at or under the target, from 0 to 1; failed units of work count
+    /// as samples that missed it.
     pub attainment: f64,
-    /// Whether the observed percentile is within the target.
+    /// Whether the observed percentile is within the target and, when some units of work
+    /// failed, whether at least the percentile's share of all of them (failures ranked
+    /// last) met the target: failures can break an SLO, never help one.
     pub met: bool,
-    /// Whether there were enough samples to state the percentile.
+    /// Whether there were enough samples, failures included, to state the percentile.
     pub supported: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl TenantFigures {
@@ -85,6 +97,13 @@ impl TenantFigures {
             .map(|(_, n)| n)
             .sum();
         let steps = samples.end_s.iter().filter(|e| in_window(**e)).count() as u64;
+        let failed: u64 = samples
+            .end_s
+            .iter()
+            .enumerate()
+            .filter(|(_, end)| in_window(**end))
+            .map(|(idx, _)| samples.failed_at(idx))
+            .sum();
         let throughput_items_per_s = if window_s > 0.0 {
             items as f64 / window_s
         } else {
@@ -97,13 +116,16 @@ impl TenantFigures {
         };
         let slo = slo.map(|slo| {
             let observed_ms = latency::percentile_ms(judged, slo.percentile);
+            let attainment = latency::attainment_with_misses(judged, slo.target_ms, failed);
             SloFigures {
                 percentile: slo.percentile,
                 target_ms: slo.target_ms,
                 observed_ms,
-                attainment: latency::attainment(judged, slo.target_ms),
-                met: !judged.is_empty() && observed_ms <= slo.target_ms,
-                supported: judged.len() as u64
+                attainment,
+                met: !judged.is_empty()
+                    && observed_ms <= slo.target_ms
+                    && (failed == 0 || attainment >= slo.percentile / 100.0),
+                supported: judged.len() as u64 + failed
                     >= latency::min_samples_for_percentile(slo.percentile),
             }
         });
@@ -115,6 +137,7 @@ impl TenantFigures {
             throughput_items_per_s,
             steps,
             items,
+            failed,
             window_s,
             measured_span_s,
             windowed_cv: windowed_cv(&samples.end_s, &samples.items, window_s),
@@ -165,11 +188,13 @@ mod tests {
                 step_s,
                 items: vec![2; n],
                 latency_s: vec![],
+                failed: vec![],
             },
             summary: Some(WorkerSummary {
                 window_s,
                 steps: n as u64,
                 items: 2 * n as u64,
+                failed: 0,
                 memory_peak_bytes: None,
             }),
             exit: None,
@@ -206,6 +231,33 @@ mod tests {
         assert_eq!(f.attainment, 0.75);
         // P50 needs 20 samples to be stated.
         assert!(!f.supported);
+    }
+
+    #[test]
+    fn failed_requests_are_counted_and_are_slo_misses() {
+        // 20 requests in a 1 s window: 18 answered in 5 ms, 2 failed. P90 of the answered
+        // ones is 5 ms, within 10 ms, but only 18 of 20 requests (90%) met the target, so
+        // the P90 holds while the P95 breaks although its answered percentile is 5 ms.
+        let ends: Vec<f64> = (0..20).map(|i| (i as f64 + 0.5) / 20.0).collect();
+        let mut r = record(ends, vec![0.05; 20], 1.0);
+        r.samples.items = (0..20).map(|i| u64::from(i % 10 != 9)).collect();
+        r.samples.failed = (0..20).map(|i| u64::from(i % 10 == 9)).collect();
+        r.samples.latency_s = vec![0.005; 18];
+        let slo = |percentile| Slo {
+            percentile,
+            target_ms: 10.0,
+        };
+        let p90 = TenantFigures::of(&r, Some(&slo(90.0)));
+        assert_eq!((p90.steps, p90.items, p90.failed), (20, 18, 2));
+        assert!((p90.throughput_items_per_s - 18.0).abs() < 1e-9);
+        let p90 = p90.slo.unwrap();
+        assert_eq!(p90.attainment, 0.9);
+        assert!(p90.met, "{p90:?}");
+        // P90 needs 100 samples to be stated; failures count towards them, and 20 are few.
+        assert!(!p90.supported);
+        let p95 = TenantFigures::of(&r, Some(&slo(95.0))).slo.unwrap();
+        assert!((p95.observed_ms - 5.0).abs() < 0.01, "{p95:?}");
+        assert!(!p95.met, "{p95:?}");
     }
 
     #[test]

@@ -131,6 +131,7 @@ mod tests {
             throughput_items_per_s: 1.0,
             steps,
             items: steps,
+            failed: 0,
             window_s: 10.0,
             measured_span_s: span,
             windowed_cv: 0.0,

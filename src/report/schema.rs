@@ -130,6 +130,10 @@ pub struct Samples {
     /// Each step's self-measured latency, in seconds, for workloads that report one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency_s: Vec<f64>,
+    /// Failed units of work of each step (a serving tenant's failed requests), aligned with
+    /// `end_s`; empty while no step has failed anything, so other tenants store nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<u64>,
 }
 
 impl Samples {
@@ -148,6 +152,17 @@ impl Samples {
         if let Some(latency) = s.latency_s {
             self.latency_s.push(latency);
         }
+        if s.failed > 0 && self.failed.is_empty() {
+            self.failed.resize(self.end_s.len() - 1, 0);
+        }
+        if !self.failed.is_empty() {
+            self.failed.push(s.failed);
+        }
+    }
+
+    /// Failed units of work of step `idx` (zero when none were ever recorded).
+    pub fn failed_at(&self, idx: usize) -> u64 {
+        self.failed.get(idx).copied().unwrap_or(0)
     }
 }
 
@@ -162,4 +177,38 @@ pub struct ExitRecord {
     pub signal: Option<i32>,
     /// The last lines of its stderr.
     pub stderr_tail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(end_s: f64, failed: u64) -> StepSample {
+        StepSample {
+            end_s,
+            step_s: 0.001,
+            items: u64::from(failed == 0),
+            latency_s: (failed == 0).then_some(0.002),
+            failed,
+        }
+    }
+
+    #[test]
+    fn the_failed_column_appears_with_the_first_failure_aligned_with_the_steps() {
+        let mut samples = Samples::default();
+        samples.push(&sample(0.1, 0));
+        samples.push(&sample(0.2, 0));
+        assert!(samples.failed.is_empty());
+        samples.push(&sample(0.3, 1));
+        samples.push(&sample(0.4, 0));
+        assert_eq!(samples.failed, vec![0, 0, 1, 0]);
+        assert_eq!(samples.failed_at(2), 1);
+        assert_eq!(samples.latency_s.len(), 3);
+        // A tenant that never fails stores no column, so run.json is unchanged for it.
+        let mut clean = Samples::default();
+        clean.push(&sample(0.1, 0));
+        let json = serde_json::to_string(&clean).unwrap();
+        assert!(!json.contains("failed"), "{json}");
+        assert_eq!(clean.failed_at(0), 0);
+    }
 }

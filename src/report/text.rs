@@ -159,6 +159,8 @@ fn tenant_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
         "P50 ms".into(),
         "P99 ms".into(),
         "SLO attained".into(),
+        "SLO met".into(),
+        "failed".into(),
         "J/item alone".into(),
     ]];
     for group in &analysis.groups {
@@ -184,11 +186,18 @@ fn tenant_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
                 t.slo_attainment
                     .as_ref()
                     .map_or("-".to_string(), |e| format!("{:.1}%", e.mean * 100.0)),
+                match (t.slo_met, t.slo_judged) {
+                    (Some(met), Some(judged)) => format!("{met}/{judged}"),
+                    _ => "-".to_string(),
+                },
+                t.failed_fraction
+                    .as_ref()
+                    .map_or("-".to_string(), |e| format!("{:.2}%", e.mean * 100.0)),
                 mean(t.energy_per_item_j.as_ref()),
             ]);
         }
     }
-    without_empty_columns(rows, &[9])
+    without_empty_columns(rows, &[9, 10, 11])
 }
 
 /// Drops the given columns (ascending indices) where no data row has a value, so a study

@@ -28,6 +28,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "notebook-vs-training",
         include_str!("../../scenarios/notebook-vs-training.toml"),
     ),
+    (
+        "resnet50-train-bert-serve",
+        include_str!("../../scenarios/resnet50-train-bert-serve.toml"),
+    ),
 ];
 
 /// The text of a shipped scenario by name, with or without `.toml`.

@@ -24,6 +24,7 @@ mod tensor;
 mod torch;
 
 pub use backend::{BackendFactory, Batch, InferenceBackend};
+pub(crate) use batcher::ReadyModel;
 pub use config::{backend_factory, ServeArgs, ServeConfig, ServeModel, ServePrecision};
 pub use delay::DelayBackend;
 pub use error::{BackendError, RequestError, ServeError};

@@ -117,6 +117,13 @@ impl Server {
         self.local_addr
     }
 
+    /// Set once the model has loaded and warmed up (when `/readyz` turns 200), with what it
+    /// takes as input: for a caller running the server in its own process, which needs no
+    /// HTTP round trip to know (the `serve.<model>` tenant).
+    pub(crate) fn readiness(&self) -> Arc<OnceLock<ReadyModel>> {
+        Arc::clone(&self.state.ready)
+    }
+
     /// Serves until `shutdown` completes or the backend fails to load, then stops
     /// accepting, finishes every in-flight request, drains the queue and joins the
     /// batcher thread. Prints the address on stderr when bound and again when ready.

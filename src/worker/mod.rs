@@ -94,6 +94,7 @@ fn serve(spec: &protocol::WorkerSpec, out: &mut impl Write) -> Result<(), Worker
                     window_s: 0.0,
                     steps: 0,
                     items: 0,
+                    failed: 0,
                     memory_peak_bytes: workload.memory_peak_bytes(),
                 },
             },
@@ -102,7 +103,7 @@ fn serve(spec: &protocol::WorkerSpec, out: &mut impl Write) -> Result<(), Worker
     let flush_interval = Duration::from_millis(spec.flush_interval_ms);
     let mut batch: Vec<StepSample> = Vec::with_capacity(1024);
     let mut last_flush = go_at;
-    let (mut steps, mut items) = (0u64, 0u64);
+    let (mut steps, mut items, mut failed) = (0u64, 0u64, 0u64);
     while control.stop_at().is_none() {
         let start = Instant::now();
         let step = workload.step()?;
@@ -112,6 +113,7 @@ fn serve(spec: &protocol::WorkerSpec, out: &mut impl Write) -> Result<(), Worker
             step_s: (end - start).as_secs_f64(),
             items: step.items,
             latency_s: step.latency_s,
+            failed: step.failed,
         };
         // The step that was running when Stop arrived ends outside the window.
         if let Some(stop_at) = control.stop_at() {
@@ -121,6 +123,7 @@ fn serve(spec: &protocol::WorkerSpec, out: &mut impl Write) -> Result<(), Worker
         }
         steps += 1;
         items += step.items;
+        failed += step.failed;
         batch.push(sample);
         if end - last_flush >= flush_interval {
             flush(out, &mut batch)?;
@@ -137,6 +140,7 @@ fn serve(spec: &protocol::WorkerSpec, out: &mut impl Write) -> Result<(), Worker
                 window_s: (stop_at - go_at).as_secs_f64(),
                 steps,
                 items,
+                failed,
                 memory_peak_bytes: workload.memory_peak_bytes(),
             },
         },

@@ -66,6 +66,9 @@ pub struct StepSample {
     /// A latency the workload measured itself, in seconds, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_s: Option<f64>,
+    /// Units of work the step attempted that failed (see `Step::failed`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: u64,
 }
 
 /// What a worker reports once it has stopped.
@@ -77,9 +80,16 @@ pub struct WorkerSummary {
     pub steps: u64,
     /// Items completed within the window.
     pub items: u64,
+    /// Failed units of work (see `Step::failed`) within the window.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: u64,
     /// Peak device memory, in bytes, where the workload can tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_peak_bytes: Option<u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Errors from reading a protocol line.
@@ -167,6 +177,7 @@ mod tests {
                 step_s: 0.001,
                 items: 64,
                 latency_s: None,
+                failed: 0,
             }],
         };
         let line = encode(&msg);

@@ -173,6 +173,7 @@ impl Workload for CpuSynthetic {
         Ok(Step {
             items: self.items_per_step,
             latency_s: None,
+            failed: 0,
         })
     }
 }

@@ -11,6 +11,7 @@ mod notebook;
 mod params;
 pub mod probe;
 mod registry;
+pub mod serve;
 #[cfg(feature = "torch")]
 pub mod torch;
 
@@ -29,6 +30,10 @@ pub struct Step {
     /// A latency the workload measured itself, when its figure of merit is not the step
     /// time (for example a probe's launch-to-completion time), in seconds.
     pub latency_s: Option<f64>,
+    /// Units of work this step attempted that failed (a serving tenant's requests answered
+    /// with an error or dropped). They are not in `items`, carry no latency, and count as
+    /// misses against the tenant's SLO. Zero for workloads that cannot fail partly.
+    pub failed: u64,
 }
 
 /// A workload instance owned by one worker process.

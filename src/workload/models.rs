@@ -228,6 +228,7 @@ mod imp {
             Ok(Step {
                 items,
                 latency_s: None,
+                failed: 0,
             })
         }
 

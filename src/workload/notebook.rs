@@ -210,6 +210,7 @@ impl Workload for Notebook {
         Ok(Step {
             items: self.cells_per_burst,
             latency_s: Some(latency_s),
+            failed: 0,
         })
     }
 }

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{models, notebook, probe, CpuSynthetic, ParamInfo, Params, Workload, WorkloadError};
+use super::{
+    models, notebook, probe, serve, CpuSynthetic, ParamInfo, Params, Workload, WorkloadError,
+};
 
 /// Where a workload does its work. Reports label CPU workloads so their figures are never
 /// read as GPU data.
@@ -137,6 +139,33 @@ static REGISTRY: &[WorkloadInfo] = &[
         params: models::PARAMS,
         availability: models::AVAILABILITY,
         build: models::build::<3, false>,
+    },
+    WorkloadInfo {
+        name: "serve.resnet50",
+        summary: "ResNet-50 (tch) behind `gpushare serve` with dynamic batching, loaded open loop at `rate` req/s by its own generator process; latency from each request's intended send time",
+        item: "requests",
+        device: Device::Gpu,
+        params: serve::RESNET50_PARAMS,
+        availability: models::AVAILABILITY,
+        build: serve::build_resnet50,
+    },
+    WorkloadInfo {
+        name: "serve.bert-base",
+        summary: "BERT-base (tch) behind `gpushare serve` with dynamic batching, loaded open loop at `rate` req/s by its own generator process; latency from each request's intended send time",
+        item: "requests",
+        device: Device::Gpu,
+        params: serve::BERT_BASE_PARAMS,
+        availability: models::AVAILABILITY,
+        build: serve::build_bert_base,
+    },
+    WorkloadInfo {
+        name: "serve.delay",
+        summary: "CPU test fixture: `gpushare serve --model test.delay` (a sleep per batch) as a serving tenant with its load generator (never GPU data)",
+        item: "requests",
+        device: Device::Cpu,
+        params: serve::DELAY_PARAMS,
+        availability: Availability::Available,
+        build: serve::build_delay,
     },
     WorkloadInfo {
         name: "interactive.notebook",

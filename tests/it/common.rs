@@ -58,3 +58,35 @@ params = {{ step_ms = 2.0{extra_tenant_params} }}
 "#
     )
 }
+
+/// Processes whose environment carries the marker (workers inherit the runner's, and a
+/// serving tenant's load generator its worker's): their pids.
+pub fn marked_processes(marker: &str) -> Vec<String> {
+    marked_commands(marker)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Processes whose environment carries the marker, with their command lines (arguments
+/// joined by spaces).
+pub fn marked_commands(marker: &str) -> Vec<(String, String)> {
+    let needle = format!("GPUSHARE_TEST_MARKER={marker}");
+    let mut found = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(env) = std::fs::read(entry.path().join("environ")) {
+            if String::from_utf8_lossy(&env)
+                .split('\0')
+                .any(|kv| kv == needle)
+            {
+                let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                let cmdline = String::from_utf8_lossy(&cmdline)
+                    .split('\0')
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                found.push((entry.file_name().to_string_lossy().into_owned(), cmdline));
+            }
+        }
+    }
+    found
+}

@@ -1,14 +1,15 @@
 //! The load generator against real servers on 127.0.0.1 with known service times:
 //! schedule accounting, latency from intended send times, coordinated omission, drops,
-//! errors by kind, SLO attainment and the max-rate search.
+//! errors by kind, SLO attainment, the max-rate search, and the streaming output the
+//! serving tenant reads.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use gpushare::load::{
-    find_max_rate, run_load, Arrivals, LoadConfig, LoadError, LoadMode, Schedule, SearchConfig,
-    SearchStop,
+    find_max_rate, parse_line, run_load, Arrivals, LoadConfig, LoadError, LoadMode, RequestOutcome,
+    Schedule, SearchConfig, SearchStop, StreamLine,
 };
 use gpushare::serve::{
     BackendError, Batch, DelayBackend, Dtype, InferenceBackend, ServeConfig, Tensor,
@@ -411,4 +412,67 @@ async fn a_too_short_probe_is_refused_before_running() {
         .unwrap_err();
     assert!(matches!(err, LoadError::Config { .. }), "{err:?}");
     assert!(err.to_string().contains("fewer than 1000 samples"), "{err}");
+}
+
+/// `gpushare load --stream`, the serving tenant's generator: a line when its connections
+/// are open, then one per finished request, until stdin closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_generator_reports_each_request_and_exits_when_stdin_closes() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let server =
+        TestServer::start_ready(unbatched(), DelayBackend::new(4, Duration::from_millis(2))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, json_item(4, 1.0)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gpushare"))
+        .args([
+            "load",
+            &server.url("/v1/infer"),
+            "--stream",
+            "--rate",
+            "200",
+        ])
+        .args(["--connections", "4", "--body"])
+        .arg(&body)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(101)
+            .map(Result::unwrap)
+            .collect::<Vec<String>>()
+    })
+    .await
+    .unwrap();
+    let lines: Vec<StreamLine> = lines.iter().map(|l| parse_line(l).unwrap()).collect();
+    assert_eq!(lines[0], StreamLine::Started { connections: 4 });
+    for line in &lines[1..] {
+        let StreamLine::Done(done) = line else {
+            panic!("{line:?}")
+        };
+        assert_eq!(done.outcome, RequestOutcome::Ok, "{done:?}");
+        assert!(done.latency_s >= 0.002, "{done:?}");
+        // 200 requests/s, evenly spaced: intended times are multiples of 5 ms.
+        let slot = done.intended_s / 0.005;
+        assert!((slot - slot.round()).abs() < 1e-6, "{done:?}");
+    }
+    // It keeps going until its reader closes stdin, then exits at once with status 0.
+    assert_eq!(child.try_wait().unwrap(), None);
+    drop(child.stdin.take());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    server.stop().await.unwrap();
 }

@@ -8,6 +8,7 @@ mod load;
 mod pipeline;
 mod scenarios;
 mod serve;
+mod serve_tenant;
 #[cfg(feature = "torch")]
 mod serve_torch;
 mod sharing_mps;

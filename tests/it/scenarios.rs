@@ -311,6 +311,43 @@ fn probes_mix_compares_four_modes_with_the_latency_slo_stated() {
 }
 
 #[test]
+fn resnet50_train_bert_serve_states_its_p99_in_every_mode() {
+    let (s, _, _) = scenario::resolve(Path::new("resnet50-train-bert-serve")).unwrap();
+    let plan = Plan::expand(&s);
+    let ids: Vec<&str> = plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "exclusive/c0/r0",
+            "time-slicing/c0/r0",
+            "mps/c0/r0",
+            "mps(atp=50)/c0/r0"
+        ]
+    );
+    assert_eq!(plan.runs.len(), 12);
+    let tenants = &plan.configs[0].tenants;
+    let serve = tenants
+        .iter()
+        .find(|t| t.workload == "serve.bert-base")
+        .unwrap();
+    assert!(tenants.iter().any(|t| t.workload == "train.resnet50"));
+    let slo = serve.slo.unwrap();
+    assert_eq!((slo.percentile, slo.target_ms), (99.0, 50.0));
+    // The window must hold well over the 1,000 requests a P99 needs.
+    let needed = (10.0 / (1.0 - slo.percentile / 100.0)).round();
+    let requests = s.run.duration_s * serve.params.f64_or("rate", f64::NAN);
+    assert!(requests >= 4.0 * needed, "{requests} requests per window");
+    // Its workloads are known with or without the torch feature; `validate` accepts it.
+    let out = gpushare()
+        .arg("validate")
+        .arg(root().join("scenarios/resnet50-train-bert-serve.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ok, scenario `resnet50-train-bert-serve`, 12 run(s)"));
+}
+
+#[test]
 fn without_a_scenario_run_names_the_default_for_this_host_and_why() {
     let dir = tempfile::tempdir().unwrap();
     let out = gpushare()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{gpushare, quick_scenario, stderr, write_scenario};
+use crate::common::{gpushare, marked_processes, quick_scenario, stderr, write_scenario};
 
 /// Runs the quick scenario with a misbehaving tenant; returns run.json, exit code, and
 /// the processes that carry this test's marker afterwards.
@@ -36,23 +36,6 @@ fn run_with_fault(
         marked_processes(marker)
     );
     (study, output.status.code(), stderr(&output))
-}
-
-/// Processes whose environment carries the marker (workers inherit the runner's).
-fn marked_processes(marker: &str) -> Vec<String> {
-    let needle = format!("GPUSHARE_TEST_MARKER={marker}");
-    let mut found = vec![];
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(env) = std::fs::read(entry.path().join("environ")) {
-            if String::from_utf8_lossy(&env)
-                .split('\0')
-                .any(|kv| kv == needle)
-            {
-                found.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-    }
-    found
 }
 
 fn failures(study: &Value) -> Vec<String> {

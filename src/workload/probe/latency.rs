@@ -172,6 +172,7 @@ impl Workload for LatencyProbe {
         Ok(Step {
             items: 1,
             latency_s: Some(latency.as_secs_f64()),
+            failed: 0,
         })
     }
 

@@ -121,6 +121,7 @@ fn throughput_step<S>(
     Ok(super::Step {
         items,
         latency_s: None,
+        failed: 0,
     })
 }
 
