@@ -6,6 +6,19 @@ mod process;
 
 pub use process::ProcessIsolation;
 
+/// For `pre_exec` in a child gpushare starts and owns (a worker, a load generator): asks
+/// the kernel to SIGKILL the child when the thread that started it dies, so a runner or
+/// worker killed without cleaning up (SIGKILL) takes its children with it. Linux only.
+/// Async-signal-safe, as `pre_exec` requires: one `prctl` call on the child's own state.
+#[cfg(target_os = "linux")]
+pub(crate) fn die_with_parent() -> std::io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and changes only this process.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 use thiserror::Error;
 
 /// What the runner asks a backend to start.

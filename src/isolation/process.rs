@@ -41,18 +41,13 @@ impl Isolation for ProcessIsolation {
         // receives it and stops them in order, recording what they had measured.
         #[cfg(unix)]
         cmd.process_group(0);
+        // If the runner dies without cleaning up (SIGKILL), the kernel kills the worker
+        // too. Workers also exit when their stdin closes; this covers a worker stuck in a
+        // step.
         #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe and touches only the child's own state.
+        // SAFETY: die_with_parent is async-signal-safe (one prctl call).
         unsafe {
-            cmd.pre_exec(|| {
-                // If the runner dies without cleaning up (SIGKILL), the kernel kills the
-                // worker too. Workers also exit when their stdin closes; this covers a
-                // worker stuck in a step.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            cmd.pre_exec(super::die_with_parent);
         }
         Ok(cmd)
     }

@@ -254,12 +254,7 @@ mod tests {
     use crate::workload::{find, Device, ParamValue};
 
     fn params(pairs: &[(&str, ParamValue)]) -> Params {
-        Params(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        )
+        Params::from_pairs(pairs)
     }
 
     fn build_err(pairs: &[(&str, ParamValue)]) -> String {

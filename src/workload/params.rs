@@ -78,6 +78,16 @@ pub struct ParamInfo {
 pub struct Params(pub BTreeMap<String, ParamValue>);
 
 impl Params {
+    /// Parameters from `(name, value)` pairs, as code (tests, benches) writes them.
+    pub fn from_pairs(pairs: &[(&str, ParamValue)]) -> Params {
+        Params(
+            pairs
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.clone()))
+                .collect(),
+        )
+    }
+
     /// Checks every given parameter against what the workload accepts.
     pub fn check(&self, workload: &str, accepted: &[ParamInfo]) -> Result<(), WorkloadError> {
         for (name, value) in &self.0 {
@@ -172,12 +182,7 @@ mod tests {
     ];
 
     fn params(pairs: &[(&str, ParamValue)]) -> Params {
-        Params(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        )
+        Params::from_pairs(pairs)
     }
 
     #[test]

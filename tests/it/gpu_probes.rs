@@ -26,12 +26,7 @@ fn gpu() -> Arc<Gpu> {
 }
 
 fn params(pairs: &[(&str, ParamValue)]) -> Params {
-    Params(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    )
+    Params::from_pairs(pairs)
 }
 
 fn figure(name: &str, value: f64, unit: &str) {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use gpushare::scenario::{self, Plan, ScenarioError};
+use gpushare::scenario::{self, Plan, Scenario, ScenarioError};
 use gpushare::sharing::{ModeSetting, MpsSetting};
 use gpushare::workload::ParamValue;
 
@@ -283,9 +283,10 @@ fn mig_probes_plans_without_a_gpu() {
     );
 }
 
-#[test]
-fn probes_mix_compares_four_modes_with_the_latency_slo_stated() {
-    let (s, _, _) = scenario::resolve(Path::new("probes-mix")).unwrap();
+/// A shipped scenario comparing exclusive, time-slicing, MPS and MPS at 50% SMs, three
+/// repetitions each: its plan, checked.
+fn four_mode_study(name: &str) -> (Scenario, Plan) {
+    let (s, _, _) = scenario::resolve(Path::new(name)).unwrap();
     let plan = Plan::expand(&s);
     let ids: Vec<&str> = plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();
     assert_eq!(
@@ -298,6 +299,12 @@ fn probes_mix_compares_four_modes_with_the_latency_slo_stated() {
         ]
     );
     assert_eq!(plan.runs.len(), 12);
+    (s, plan)
+}
+
+#[test]
+fn probes_mix_compares_four_modes_with_the_latency_slo_stated() {
+    let (s, plan) = four_mode_study("probes-mix");
     // 1 kHz for the window must leave room above the 1,000 samples a P99 needs.
     let latency = plan.configs[0]
         .tenants
@@ -312,19 +319,7 @@ fn probes_mix_compares_four_modes_with_the_latency_slo_stated() {
 
 #[test]
 fn resnet50_train_bert_serve_states_its_p99_in_every_mode() {
-    let (s, _, _) = scenario::resolve(Path::new("resnet50-train-bert-serve")).unwrap();
-    let plan = Plan::expand(&s);
-    let ids: Vec<&str> = plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();
-    assert_eq!(
-        ids,
-        [
-            "exclusive/c0/r0",
-            "time-slicing/c0/r0",
-            "mps/c0/r0",
-            "mps(atp=50)/c0/r0"
-        ]
-    );
-    assert_eq!(plan.runs.len(), 12);
+    let (s, plan) = four_mode_study("resnet50-train-bert-serve");
     let tenants = &plan.configs[0].tenants;
     let serve = tenants
         .iter()

@@ -5,7 +5,8 @@
 //! load generator (a child process of the worker) outlives a run, even when the runner is
 //! killed.
 
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -66,6 +67,21 @@ fn tenant<'a>(figures: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no tenant {name} in {figures}"))
 }
 
+/// Runs the scenario `text` from `dir` with the test marker `marker` in the runner's (so
+/// its workers' and generators') environment; returns the output and the study directory.
+fn run_study(dir: &Path, text: &str, marker: &str) -> (Output, PathBuf) {
+    let path = write_scenario(dir, "s.toml", text);
+    let out = dir.join("study");
+    let output = gpushare()
+        .args(["run", "--out"])
+        .arg(&out)
+        .arg(&path)
+        .env("GPUSHARE_TEST_MARKER", marker)
+        .output()
+        .unwrap();
+    (output, out)
+}
+
 #[test]
 fn a_serving_tenant_reports_its_rate_its_service_time_and_an_slo_verdict() {
     let dir = tempfile::tempdir().unwrap();
@@ -77,15 +93,7 @@ fn a_serving_tenant_reports_its_rate_its_service_time_and_an_slo_verdict() {
         2.0,
         1000.0,
     );
-    let path = write_scenario(dir.path(), "s.toml", &text);
-    let out = dir.path().join("study");
-    let output = gpushare()
-        .args(["run", "--out"])
-        .arg(&out)
-        .arg(&path)
-        .env("GPUSHARE_TEST_MARKER", "serve-ok")
-        .output()
-        .unwrap();
+    let (output, out) = run_study(dir.path(), &text, "serve-ok");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(
         marked_processes("serve-ok").is_empty(),
@@ -147,15 +155,7 @@ fn an_overloaded_serving_tenant_fails_its_run_with_the_failures_by_kind() {
         3.0,
         0.0,
     );
-    let path = write_scenario(dir.path(), "s.toml", &text);
-    let out = dir.path().join("study");
-    let output = gpushare()
-        .args(["run", "--out"])
-        .arg(&out)
-        .arg(&path)
-        .env("GPUSHARE_TEST_MARKER", "serve-overload")
-        .output()
-        .unwrap();
+    let (output, out) = run_study(dir.path(), &text, "serve-overload");
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let study: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();

@@ -85,14 +85,9 @@ impl GeneratorProcess {
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::process::CommandExt;
-            // SAFETY: prctl is async-signal-safe and touches only the child's own state.
+            // SAFETY: die_with_parent is async-signal-safe (one prctl call).
             unsafe {
-                cmd.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
+                cmd.pre_exec(crate::isolation::die_with_parent);
             }
         }
         let mut child = cmd

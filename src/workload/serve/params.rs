@@ -281,12 +281,7 @@ mod tests {
     use crate::workload::ParamValue;
 
     fn params(pairs: &[(&str, ParamValue)]) -> Params {
-        Params(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        )
+        Params::from_pairs(pairs)
     }
 
     fn delay(pairs: &[(&str, ParamValue)]) -> Result<ServeTenantSpec, WorkloadError> {
