@@ -161,8 +161,8 @@ fn tiny_torch_models_run_as_tenants_on_the_cpu() {
         "torch.toml",
         r#"name = "torch-cpu"
 [run]
-warmup_s = 0.0
-duration_s = 2.0
+warmup_s = 0.5
+duration_s = 3.0
 repetitions = 1
 min_samples = 3
 [[modes]]
@@ -184,7 +184,14 @@ params = { tiny = true, device = "cpu" }
         .arg(&scenario)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // On failure the JSON report says which validity check failed.
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let shared = &report["analysis"]["runs"][1];
     assert_eq!(shared["tenants"][0]["item"], "images");
@@ -195,6 +202,55 @@ params = { tiny = true, device = "cpu" }
             .as_f64()
             .unwrap()
             > 0.0
+    );
+}
+
+/// A tiny BERT served on the CPU as a tenant (`serve.bert-base`: the server in the worker,
+/// its load generator a process of its own) through the whole pipeline: requests answered
+/// at the offered rate, their latency reported, labelled CPU data.
+#[cfg(feature = "torch")]
+#[test]
+fn a_tiny_torch_model_serves_as_a_tenant_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = crate::common::write_scenario(
+        dir.path(),
+        "serve-torch.toml",
+        r#"name = "serve-torch-cpu"
+[run]
+warmup_s = 0.5
+duration_s = 3.0
+repetitions = 1
+min_samples = 20
+[[modes]]
+mode = "exclusive"
+[[tenants]]
+name = "bert"
+workload = "serve.bert-base"
+params = { tiny = true, device = "cpu", rate = 20.0, max_batch_size = 4 }
+slo = { percentile = 50.0, target_ms = 1000.0 }
+"#,
+    );
+    let out_dir = dir.path().join("study");
+    let out = gpushare()
+        .args(["run", "--format", "json", "--out"])
+        .arg(&out_dir)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let tenant = &report["analysis"]["runs"][0]["tenants"][0];
+    assert_eq!(tenant["device"], "cpu");
+    let rate = tenant["throughput_items_per_s"].as_f64().unwrap();
+    assert!(
+        (15.0..=25.0).contains(&rate),
+        "{rate} requests/s for 20 offered"
     );
 }
 
