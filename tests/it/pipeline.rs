@@ -150,15 +150,34 @@ fn h200_probes_study_renders_as_markdown() {
     insta::assert_snapshot!("h200_probes_markdown", render_h200("markdown"));
 }
 
+/// Runs the scenario `text` with `--format json` from a fresh directory and returns the
+/// JSON report; a failed run fails the test with the runner's stderr and the report, which
+/// says which validity check failed.
+fn run_json_report(text: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = crate::common::write_scenario(dir.path(), "s.toml", text);
+    let out = gpushare()
+        .args(["run", "--format", "json", "--out"])
+        .arg(dir.path().join("study"))
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
 /// A tiny model on the CPU through the whole pipeline: worker processes, barrier,
 /// samples, report. Its figures are labelled CPU data.
 #[cfg(feature = "torch")]
 #[test]
 fn tiny_torch_models_run_as_tenants_on_the_cpu() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = crate::common::write_scenario(
-        dir.path(),
-        "torch.toml",
+    let report = run_json_report(
         r#"name = "torch-cpu"
 [run]
 warmup_s = 0.5
@@ -177,22 +196,6 @@ workload = "infer.batch.bert-base"
 params = { tiny = true, device = "cpu" }
 "#,
     );
-    let out_dir = dir.path().join("study");
-    let out = gpushare()
-        .args(["run", "--format", "json", "--out"])
-        .arg(&out_dir)
-        .arg(&scenario)
-        .output()
-        .unwrap();
-    // On failure the JSON report says which validity check failed.
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        stderr(&out),
-        stdout(&out)
-    );
-    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let shared = &report["analysis"]["runs"][1];
     assert_eq!(shared["tenants"][0]["item"], "images");
     assert_eq!(shared["tenants"][0]["device"], "cpu");
@@ -211,10 +214,7 @@ params = { tiny = true, device = "cpu" }
 #[cfg(feature = "torch")]
 #[test]
 fn a_tiny_torch_model_serves_as_a_tenant_on_the_cpu() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = crate::common::write_scenario(
-        dir.path(),
-        "serve-torch.toml",
+    let report = run_json_report(
         r#"name = "serve-torch-cpu"
 [run]
 warmup_s = 0.5
@@ -230,21 +230,6 @@ params = { tiny = true, device = "cpu", rate = 20.0, max_batch_size = 4 }
 slo = { percentile = 50.0, target_ms = 1000.0 }
 "#,
     );
-    let out_dir = dir.path().join("study");
-    let out = gpushare()
-        .args(["run", "--format", "json", "--out"])
-        .arg(&out_dir)
-        .arg(&scenario)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        stderr(&out),
-        stdout(&out)
-    );
-    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let tenant = &report["analysis"]["runs"][0]["tenants"][0];
     assert_eq!(tenant["device"], "cpu");
     let rate = tenant["throughput_items_per_s"].as_f64().unwrap();
@@ -259,10 +244,7 @@ slo = { percentile = 50.0, target_ms = 1000.0 }
 /// on that wait (not on the step, which includes think time), and it is labelled CPU data.
 #[test]
 fn notebook_on_the_cpu_reports_its_cell_latency_as_cpu_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = crate::common::write_scenario(
-        dir.path(),
-        "notebook.toml",
+    let report = run_json_report(
         r#"name = "notebook-cpu"
 [run]
 warmup_s = 0.0
@@ -284,15 +266,6 @@ workload = "cpu.synthetic"
 params = { step_ms = 2.0 }
 "#,
     );
-    let out_dir = dir.path().join("study");
-    let out = gpushare()
-        .args(["run", "--format", "json", "--out"])
-        .arg(&out_dir)
-        .arg(&scenario)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let runs = report["analysis"]["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     for run in runs {

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use gpushare::serve::body::{decode_request, encode_binary, BodyFormat};
 use gpushare::serve::{
-    BackendError, Batch, DelayBackend, Dtype, InferenceBackend, InputSpec, ServeArgs, ServeConfig,
-    ServeError, Server, Tensor, TensorData,
+    BackendError, Batch, DelayBackend, Dtype, InferenceBackend, InputSpec, ServeConfig, ServeError,
+    Server, Tensor, TensorData,
 };
 use hyper::{Method, StatusCode};
 use proptest::prelude::*;
 
-use crate::support::{get, json_item, post_json, request, TestServer};
+use crate::support::{get, json_item, post_binary, post_json, request, serve_args, TestServer};
 
 fn quick_config() -> ServeConfig {
     ServeConfig {
@@ -44,17 +44,7 @@ async fn valid_json_and_binary_requests_are_answered() {
     assert_eq!(json["batch_size"], serde_json::json!(1));
 
     let tensor = Tensor::new(vec![1, 2, 3], TensorData::F32(vec![1.0; 6])).unwrap();
-    let reply = request(
-        server.addr,
-        Method::POST,
-        "/v1/infer",
-        &[
-            ("content-type", "application/octet-stream"),
-            ("accept", "application/octet-stream"),
-        ],
-        encode_binary(&tensor),
-    )
-    .await;
+    let reply = post_binary(server.addr, &tensor).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let spec = InputSpec {
         shape: vec![1],
@@ -493,16 +483,9 @@ async fn a_backend_that_cannot_load_stops_the_server_with_its_error() {
 
 #[tokio::test]
 async fn serve_writes_the_ready_file_and_stops_on_the_signal() {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
     let dir = tempfile::tempdir().unwrap();
     let ready_file = dir.path().join("ready");
-    let cli = Cli::parse_from([
-        "serve",
+    let args = serve_args([
         "--bind",
         "127.0.0.1:0",
         "--ready-file",
@@ -515,7 +498,7 @@ async fn serve_writes_the_ready_file_and_stops_on_the_signal() {
         "i64",
     ]);
     let (stop, signal) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(gpushare::serve::serve(cli.serve, async move {
+    let serving = tokio::spawn(gpushare::serve::serve(args, async move {
         let _ = signal.await;
     }));
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -562,16 +545,9 @@ async fn a_zero_batch_size_is_a_config_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_in_flight_request_then_stops() {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
     let dir = tempfile::tempdir().unwrap();
     let ready_file = dir.path().join("ready");
-    let cli = Cli::parse_from([
-        "serve",
+    let args = serve_args([
         "--bind",
         "127.0.0.1:0",
         "--ready-file",
@@ -580,7 +556,7 @@ async fn sigterm_finishes_the_in_flight_request_then_stops() {
         "400ms",
     ]);
     let serving = tokio::spawn(gpushare::serve::serve(
-        cli.serve,
+        args,
         gpushare::serve::shutdown_signal(),
     ));
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
 use gpushare::serve::body::{decode_request, encode_binary, BodyFormat};
 use gpushare::serve::{
     backend_factory, Dtype, InputSpec, ServeArgs, ServeConfig, ServeError, Server, Tensor,
@@ -16,13 +15,7 @@ use hyper::{Method, StatusCode};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::support::{get, post_json, request};
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
+use crate::support::{get, post_binary, post_json, request, serve_args};
 
 /// A server for `gpushare serve` flags, built through `backend_factory` as the CLI does.
 struct TorchServer {
@@ -33,19 +26,11 @@ struct TorchServer {
 
 impl TorchServer {
     async fn start(flags: &[&str]) -> Self {
-        let args = Cli::parse_from(
-            [
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--device",
-                "cpu",
-                "--tiny",
-            ]
-            .iter()
-            .chain(flags),
-        )
-        .serve;
+        let args = serve_args(
+            ["--bind", "127.0.0.1:0", "--device", "cpu", "--tiny"]
+                .into_iter()
+                .chain(flags.iter().copied()),
+        );
         Self::from_args(args).await
     }
 
@@ -188,17 +173,7 @@ async fn resnet50_answers_json_and_binary_batches_after_warm_up() {
     );
 
     let tensor = Tensor::new(vec![1, 3, 32, 32], TensorData::F32(image(2))).unwrap();
-    let reply = request(
-        addr,
-        Method::POST,
-        "/v1/infer",
-        &[
-            ("content-type", "application/octet-stream"),
-            ("accept", "application/octet-stream"),
-        ],
-        encode_binary(&tensor),
-    )
-    .await;
+    let reply = post_binary(addr, &tensor).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let spec = InputSpec {
         shape: vec![10],
@@ -308,8 +283,7 @@ async fn bert_base_answers_two_logits_and_refuses_unknown_token_ids() {
 
 #[tokio::test]
 async fn a_torch_model_on_a_missing_gpu_stops_the_server_with_its_error() {
-    let args = Cli::parse_from([
-        "serve",
+    let args = serve_args([
         "--bind",
         "127.0.0.1:0",
         "--model",
@@ -317,8 +291,7 @@ async fn a_torch_model_on_a_missing_gpu_stops_the_server_with_its_error() {
         "--tiny",
         "--device",
         "cuda:99",
-    ])
-    .serve;
+    ]);
     let err = gpushare::serve::serve(args, std::future::pending())
         .await
         .unwrap_err();
@@ -343,8 +316,7 @@ async fn gpu_serve_full_size_models_on_cuda() {
             ("resnet50", vec![3_i64, 224, 224], 1000),
             ("bert-base", vec![128], 2),
         ] {
-            let args = Cli::parse_from([
-                "serve",
+            let args = serve_args([
                 "--bind",
                 "127.0.0.1:0",
                 "--model",
@@ -355,8 +327,7 @@ async fn gpu_serve_full_size_models_on_cuda() {
                 "8",
                 "--max-queue-delay",
                 "20ms",
-            ])
-            .serve;
+            ]);
             let server = TorchServer::from_args(args).await;
             let addr = server.addr;
             server.wait_ready().await;

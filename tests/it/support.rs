@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gpushare::serve::{InferenceBackend, ServeConfig, ServeError, Server};
+use gpushare::serve::body::encode_binary;
+use gpushare::serve::{InferenceBackend, ServeArgs, ServeConfig, ServeError, Server, Tensor};
 use http_body_util::{BodyExt, Full};
 use hyper::header::HeaderMap;
 use hyper::{Method, Request, StatusCode};
@@ -169,6 +170,32 @@ pub async fn post_json(addr: SocketAddr, body: &str) -> Reply {
         body.as_bytes().to_vec(),
     )
     .await
+}
+
+/// One request in the compact binary body format, asking for a binary answer too.
+pub async fn post_binary(addr: SocketAddr, tensor: &Tensor) -> Reply {
+    request(
+        addr,
+        Method::POST,
+        "/v1/infer",
+        &[
+            ("content-type", "application/octet-stream"),
+            ("accept", "application/octet-stream"),
+        ],
+        encode_binary(tensor),
+    )
+    .await
+}
+
+/// `gpushare serve`'s arguments from its command-line flags, as the CLI parses them.
+pub fn serve_args<'a>(flags: impl IntoIterator<Item = &'a str>) -> ServeArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+    Cli::parse_from(std::iter::once("serve").chain(flags)).serve
 }
 
 /// A JSON body for a `[len]` f32 item filled with `value`.
