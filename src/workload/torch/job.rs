@@ -155,6 +155,13 @@ pub(super) fn build_on_device(
         // first steps and keeps the fastest, as `torch.backends.cudnn.benchmark = True`.
         Cuda::cudnn_set_benchmark(true);
     }
+    if device == Device::Cpu {
+        // CPU models are test fixtures next to other tenants on the same cores. libtorch's
+        // intra-op pool would start a thread per core in every tenant process, and their
+        // OpenMP spin-waits starve each other (a tiny trainer was seen completing steps
+        // over only 0.9 s of a 3 s window); one thread each shares the cores fairly.
+        tch::set_num_threads(1);
+    }
     // One seed for initialisation, inputs and dropout; `manual_seed` seeds the CPU and
     // every GPU generator.
     tch::manual_seed(i64::from_ne_bytes(settings.seed.to_ne_bytes()));
