@@ -3,6 +3,8 @@
 mod common;
 mod gpu_configs;
 mod gpu_probes;
+// Its MPS client opens a CUDA context through cudarc directly.
+#[cfg(feature = "cuda")]
 mod gpu_sharing;
 mod load;
 mod pipeline;
