@@ -15,6 +15,7 @@ use std::process::ExitCode;
 const SUITE: suite::Suite = suite::Suite {
     name: "mig",
     scenario: "mig-probes",
+    model_scenarios: &[],
     modes: &["mig"],
     setup_hint: Some(
         "mig-probes needs three 2g.35gb instances: `gpu-configs/setup_mig.sh --layout all-2g` as root",

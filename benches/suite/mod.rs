@@ -8,9 +8,14 @@
 //! unit-tested in the library. A suite that ran exits 1 if any run was INVALID, 130 if
 //! it was interrupted (the runner stops the workers and writes what it measured).
 //!
-//! Studies are written to `results/bench-<suite>-<timestamp>/run.json`; with
-//! `GPUSHARE_RESULTS_DIR` set, that directory takes the place of `results/`. Workers are
-//! the gpushare binary named by `GPUSHARE_BIN`, else the one cargo built with the bench.
+//! Built with `--features torch`, a suite then runs its model mixes (shipped training and
+//! inference scenarios) the same way, each narrowed to the suite's modes; without the
+//! feature it says they were skipped and why.
+//!
+//! Studies are written to `results/bench-<suite>-<timestamp>/run.json` (a model mix to
+//! `results/bench-<suite>-<scenario>-<timestamp>/`); with `GPUSHARE_RESULTS_DIR` set, that
+//! directory takes the place of `results/`. Workers are the gpushare binary named by
+//! `GPUSHARE_BIN`, else the one cargo built with the bench.
 
 // Each bench uses part of this module.
 #![allow(dead_code)]
@@ -35,6 +40,9 @@ pub struct Suite {
     pub name: &'static str,
     /// The shipped scenario it runs (a name from `scenario::SHIPPED`).
     pub scenario: &'static str,
+    /// Shipped model scenarios it runs after that one when built with the `torch`
+    /// feature.
+    pub model_scenarios: &'static [&'static str],
     /// The modes of that scenario it keeps, by name; `exclusive` is always kept because
     /// every other mode is measured against it.
     pub modes: &'static [&'static str],
@@ -74,7 +82,14 @@ impl Suite {
     }
 
     fn try_main(&self, after_study: impl FnOnce(&SuiteScenario) -> Result<()>) -> Result<ExitCode> {
-        let loaded = self.load()?;
+        let loaded = self.load(self.scenario)?;
+        // Loaded up front, so that a scenario that does not exist or lacks the suite's
+        // modes is an error on any machine, not after the first study.
+        let mixes = self
+            .model_scenarios
+            .iter()
+            .map(|name| self.load(name))
+            .collect::<Result<Vec<_>>>()?;
         if let Some(why) = self.cannot_run(&loaded) {
             println!("{} bench: skipped: {why}", self.name);
             return Ok(ExitCode::SUCCESS);
@@ -88,7 +103,7 @@ impl Suite {
             );
             return Ok(ExitCode::SUCCESS);
         }
-        let all_valid = match self.study(&loaded)? {
+        let mut all_valid = match self.study(&loaded, results_dir(self.name))? {
             Finished::AllValid => true,
             Finished::SomeInvalid => false,
             Finished::Interrupted => {
@@ -97,6 +112,14 @@ impl Suite {
             }
         };
         after_study(&loaded)?;
+        match self.model_mixes(&mixes)? {
+            Finished::AllValid => {}
+            Finished::SomeInvalid => all_valid = false,
+            Finished::Interrupted => {
+                println!("{} bench: interrupted", self.name);
+                return Ok(ExitCode::from(130));
+            }
+        }
         if all_valid {
             Ok(ExitCode::SUCCESS)
         } else {
@@ -108,19 +131,42 @@ impl Suite {
         }
     }
 
-    /// The shipped scenario with only the suite's modes.
-    fn load(&self) -> Result<SuiteScenario> {
-        let (mut scenario, source, path) = scenario::resolve(Path::new(self.scenario))
-            .with_context(|| format!("to load the shipped scenario `{}`", self.scenario))?;
+    /// The model mixes, one study each, when built with the `torch` feature; otherwise a
+    /// line saying they were skipped.
+    fn model_mixes(&self, mixes: &[SuiteScenario]) -> Result<Finished> {
+        if mixes.is_empty() {
+            return Ok(Finished::AllValid);
+        }
+        if !cfg!(feature = "torch") {
+            println!(
+                "{} bench: model mixes ({}) skipped: they need `cargo bench --features torch --bench {}` (README, \"Torch workloads\")",
+                self.name,
+                self.model_scenarios.join(", "),
+                self.name
+            );
+            return Ok(Finished::AllValid);
+        }
+        let mut finished = Finished::AllValid;
+        for mix in mixes {
+            let out_dir = results_dir(&format!("{}-{}", self.name, mix.scenario.name));
+            match self.study(mix, out_dir)? {
+                Finished::AllValid => {}
+                Finished::SomeInvalid => finished = Finished::SomeInvalid,
+                Finished::Interrupted => return Ok(Finished::Interrupted),
+            }
+        }
+        Ok(finished)
+    }
+
+    /// The shipped scenario `name` with only the suite's modes.
+    fn load(&self, name: &str) -> Result<SuiteScenario> {
+        let (mut scenario, source, path) = scenario::resolve(Path::new(name))
+            .with_context(|| format!("to load the shipped scenario `{name}`"))?;
         scenario
             .modes
             .retain(|mode| *mode == ModeSetting::Exclusive || self.modes.contains(&mode.name()));
         if scenario.modes.len() < 2 {
-            bail!(
-                "to find the modes {:?} in scenario `{}`",
-                self.modes,
-                self.scenario
-            );
+            bail!("to find the modes {:?} in scenario `{name}`", self.modes);
         }
         let plan = Plan::expand(&scenario);
         Ok(SuiteScenario {
@@ -168,17 +214,15 @@ impl Suite {
         })
     }
 
-    /// Runs the study, prints its table and where it was written.
-    fn study(&self, loaded: &SuiteScenario) -> Result<Finished> {
-        let out_dir = results_dir(self.name);
+    /// Runs the study into `out_dir`, prints its table and where it was written.
+    fn study(&self, loaded: &SuiteScenario, out_dir: PathBuf) -> Result<Finished> {
         let isolation = ProcessIsolation::new(Some(gpushare_exe()))
             .context("to find the gpushare binary for the workers")?;
         eprintln!(
-            "{} bench: running `{}` ({} runs, about {} min on an H200), writing {}",
+            "{} bench: running `{}` ({} runs), writing {}",
             self.name,
             loaded.scenario.name,
             loaded.plan.runs.len(),
-            self.about_minutes,
             out_dir.display()
         );
         let runtime = tokio::runtime::Runtime::new().context("to start the tokio runtime")?;
