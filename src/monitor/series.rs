@@ -32,7 +32,9 @@ pub struct Sample {
     /// Board power draw, in watts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_w: Option<f64>,
-    /// Energy counter: energy used since the driver was last loaded, in millijoules.
+    /// Energy counter: energy used since the driver was last loaded, in millijoules. A slow
+    /// metric: read only every `MonitorSeries::slow_interval_ms`, so absent from the samples
+    /// in between without a note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy_mj: Option<u64>,
     /// GPU die temperature, in degrees Celsius.
@@ -43,7 +45,8 @@ pub struct Sample {
     /// nothing holds them back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle_reasons: Option<Vec<String>>,
-    /// One row per process with a compute context on the GPU.
+    /// One row per process with a compute context on the GPU. Slow metrics, like
+    /// `energy_mj`: empty on the samples between slow readings.
     #[serde(default)]
     pub processes: Vec<ProcessSample>,
 }
