@@ -51,7 +51,7 @@ pub enum Command {
     List(list::ListArgs),
     /// Run a scenario's sweep and write results/<study>/run.json.
     Run(run::RunArgs),
-    /// Render a study's report from its run.json, without re-running anything.
+    /// Render a study's report from its run.json (or run.json.gz), without re-running anything.
     Report(report::ReportArgs),
     /// Show what this host has: CPU, NVIDIA driver and GPUs, and which modes it can run.
     Doctor(doctor::DoctorArgs),

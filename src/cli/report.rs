@@ -8,7 +8,7 @@ use crate::report::{self, store, Format};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A study directory (results/<study>) or its run.json.
+    /// A study directory (results/<study>) or its run.json; run.json.gz is read too.
     pub dir: PathBuf,
     /// How to render it.
     #[arg(long, short, value_enum, default_value_t = Format::Table)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::series::{Missing, MonitorSeries, NoteKind, Notes, Sample};
+use super::series::{Missing, MonitorSeries, NoteKind, Notes, ProcessSample, Sample};
 use super::MonitorError;
 
 /// Where samples come from: NVML on a GPU host, a synthetic source in tests and benches.
@@ -86,7 +86,8 @@ impl MonitorHandle {
             .as_secs_f64()
     }
 
-    /// The most recent sample, for live views (`gpushare monitor`).
+    /// The most recent sample, for live views, with the slow metrics (energy counter,
+    /// process rows) of the most recent slow reading.
     pub fn latest(&self) -> Option<Sample> {
         self.latest.lock().ok().and_then(|latest| latest.clone())
     }
@@ -159,6 +160,7 @@ fn run(
     let mut tick: u32 = 0;
     let slow_interval = Duration::from_millis(config.slow_interval_ms);
     let mut slow_read_at: Option<Duration> = None;
+    let mut last_slow: (Option<u64>, Vec<ProcessSample>) = (None, Vec::new());
     loop {
         let now = start.elapsed();
         let t_s = now.as_secs_f64();
@@ -174,8 +176,14 @@ fn run(
         for m in missing {
             notes.record(m, t_s);
         }
+        let mut live = sample.clone();
+        if slow {
+            last_slow = (sample.energy_mj, sample.processes.clone());
+        } else {
+            (live.energy_mj, live.processes) = last_slow.clone();
+        }
         if let Ok(mut slot) = latest.lock() {
-            *slot = Some(sample.clone());
+            *slot = Some(live);
         }
         series.samples.push(sample);
         if series.samples.len() == 1 {
@@ -246,7 +254,10 @@ mod tests {
         };
         let handle = start_with_source(config, Box::new(SyntheticSource::new())).unwrap();
         std::thread::sleep(Duration::from_millis(120));
-        assert!(handle.latest().is_some());
+        // The live sample carries the latest slow reading's rows between slow readings.
+        let live = handle.latest().unwrap();
+        assert_eq!(live.processes.len(), 1, "{live:?}");
+        assert!(live.energy_mj.is_some());
         let now_s = handle.seconds_at(Instant::now());
         assert!(now_s >= 0.12, "{now_s}");
         assert_eq!(handle.seconds_at(handle.started_at()), 0.0);
