@@ -19,26 +19,12 @@ use std::process::ExitCode;
 const SUITE: suite::Suite = suite::Suite {
     name: "mps",
     scenario: "probes-mix",
-    model_scenarios: &[
-        "resnet50-train-x2",
-        "resnet50-train-bert-infer",
-        "gpt2-train-vit-infer",
-    ],
+    model_scenarios: suite::MODEL_MIXES,
     modes: &["time-slicing", "mps"],
     setup_hint: None,
     about_minutes: 4.5,
 };
 
 fn main() -> ExitCode {
-    #[cfg(feature = "cuda")]
-    if let Some(code) = suite::latency::client_if_asked() {
-        return code;
-    }
-    SUITE.main(|loaded| {
-        #[cfg(feature = "cuda")]
-        suite::latency::compare(loaded)?;
-        #[cfg(not(feature = "cuda"))]
-        let _ = loaded;
-        Ok(())
-    })
+    suite::main_with_launch_latency(&SUITE)
 }

@@ -52,6 +52,13 @@ pub struct Suite {
     pub about_minutes: f64,
 }
 
+/// The shipped model mixes the `mps` and `timeslice` suites run with `--features torch`.
+pub const MODEL_MIXES: &[&str] = &[
+    "resnet50-train-x2",
+    "resnet50-train-bert-infer",
+    "gpt2-train-vit-infer",
+];
+
 /// How a study ended.
 enum Finished {
     AllValid,
@@ -260,6 +267,22 @@ impl Suite {
             Finished::SomeInvalid
         })
     }
+}
+
+/// `main` of a suite that follows its study with the launch-latency cases (`mps`,
+/// `timeslice`): the bench executable is also the latency client those cases start.
+pub fn main_with_launch_latency(suite: &Suite) -> ExitCode {
+    #[cfg(feature = "cuda")]
+    if let Some(code) = latency::client_if_asked() {
+        return code;
+    }
+    suite.main(|loaded| {
+        #[cfg(feature = "cuda")]
+        latency::compare(loaded)?;
+        #[cfg(not(feature = "cuda"))]
+        let _ = loaded;
+        Ok(())
+    })
 }
 
 /// The gpushare binary workers run: `GPUSHARE_BIN` (for a bench executable copied to a
