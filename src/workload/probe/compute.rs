@@ -5,7 +5,7 @@
 //! as GFLOP/s.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 use rand::{Rng, SeedableRng};
@@ -220,13 +220,7 @@ impl ComputeProbe {
             iters,
             items: WholeItems::new(GIGA),
         };
-        let start = Instant::now();
-        loop {
-            state.run_step()?;
-            if start.elapsed() >= warmup {
-                break;
-            }
-        }
+        super::warm_up(warmup, || state.run_step())?;
         state.items = WholeItems::new(GIGA);
         self.state = Some(state);
         Ok(())

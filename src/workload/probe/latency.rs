@@ -139,14 +139,10 @@ impl LatencyProbe {
         let mut kernel = TouchKernel::new(&gpu)?;
         kernel.verify()?;
         let mut schedule = Schedule::new(self.interval);
-        let start = Instant::now();
-        loop {
+        super::warm_up(warmup, || {
             wait_until(schedule.next_launch(Instant::now()));
-            kernel.launch_and_wait()?;
-            if start.elapsed() >= warmup {
-                break;
-            }
-        }
+            kernel.launch_and_wait()
+        })?;
         self.kernel = Some(kernel);
         Ok(())
     }

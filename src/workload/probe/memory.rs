@@ -7,7 +7,7 @@
 //! throughput in items/s reads as GB/s.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 
@@ -281,13 +281,7 @@ impl MemoryProbe {
             copies_per_step,
             items: WholeItems::new(GIGA),
         };
-        let start = Instant::now();
-        loop {
-            state.run_step()?;
-            if start.elapsed() >= warmup {
-                break;
-            }
-        }
+        super::warm_up(warmup, || state.run_step())?;
         state.items = WholeItems::new(GIGA);
         self.state = Some(state);
         Ok(())

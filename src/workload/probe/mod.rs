@@ -125,6 +125,21 @@ fn throughput_step<S>(
     })
 }
 
+/// Runs `step` over and over for `warmup`, at least once: a probe's warm-up before Ready.
+#[cfg(feature = "cuda")]
+fn warm_up<T>(
+    warmup: std::time::Duration,
+    mut step: impl FnMut() -> Result<T, ProbeError>,
+) -> Result<(), ProbeError> {
+    let start = std::time::Instant::now();
+    loop {
+        step()?;
+        if start.elapsed() >= warmup {
+            return Ok(());
+        }
+    }
+}
+
 /// The workload error for a probe that failed in measured step `step`.
 #[cfg(feature = "cuda")]
 fn step_error(name: &'static str, step: u64) -> impl Fn(ProbeError) -> WorkloadError {
