@@ -13,10 +13,13 @@
 #   BATCH      default 32;  PRECISION  fp32 | bf16, default bf16
 # Raw results go to ${OUT:-target/serve-bench}/serve-MODEL/, a table to stdout. Durations:
 # SATURATION_S (20), LATENCY_S (30). About 2.5 minutes per model with the defaults.
+# THREADS (4) generator threads; OPEN_CONNECTIONS (8 x BATCH) for the open-loop step.
+# DEVICE (default cuda) runs the server and its infer.batch twin elsewhere: DEVICE=cpu with a
+# small BATCH and short durations checks the torch path of this script without a GPU.
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,19p' "$0" >&2
     exit 2
 fi
 gpushare=$1
@@ -25,9 +28,21 @@ batch=${3:-32}
 precision=${4:-bf16}
 saturation_s=${SATURATION_S:-20}
 latency_s=${LATENCY_S:-30}
+device=${DEVICE:-cuda}
+# Generator threads: an f32 image is 600 KB, and one thread sending 1 GB/s is a limit.
+threads=${THREADS:-4}
+# Open loop: at most this many requests in flight (rate x latency must fit, else requests
+# wait for a connection and that wait counts in their latency).
+open_connections=${OPEN_CONNECTIONS:-$((8 * batch))}
 out="${OUT:-target/serve-bench}/serve-${model}"
 mkdir -p "${out}"
 server_pid=""
+
+# Saves the server's /metrics (batch sizes, backend time per batch) as metrics-$1.txt.
+save_metrics() {
+    python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+        "${url%/v1/infer}/metrics" >"${out}/metrics-$1.txt" || echo "h200.sh: could not read /metrics" >&2
+}
 
 stop_server() {
     if [[ -n "${server_pid}" ]]; then
@@ -59,7 +74,7 @@ PY
 start_server() {
     local max_batch=$1 ready="${out}/ready-$1" waited=0
     rm -f "${ready}"
-    local extra=(--precision "${precision}")
+    local extra=(--precision "${precision}" --device "${device}")
     if [[ "${model}" == test.delay ]]; then
         extra=(--delay 2ms --delay-per-item 0.1ms --input-shape 4 --dtype f32)
     fi
@@ -83,8 +98,9 @@ start_server() {
 echo "== ${model}, batch ${batch}, ${precision}: saturation (closed loop, $((2 * batch)) connections, ${saturation_s} s)" >&2
 start_server "${batch}"
 "${gpushare}" load "${url}" --body "${out}/body.bin" --closed-loop \
-    --connections "$((2 * batch))" --duration "${saturation_s}s" --format json \
-    >"${out}/saturation.json"
+    --connections "$((2 * batch))" --threads "${threads}" --duration "${saturation_s}s" \
+    --format json >"${out}/saturation.json"
+save_metrics saturation
 stop_server
 
 if [[ "${model}" != test.delay ]]; then
@@ -106,10 +122,17 @@ mode = "exclusive"
 [[tenants]]
 name = "batch"
 workload = "infer.batch.${model}"
-params = { batch_size = ${batch}, precision = "${precision}" }
+params = { batch_size = ${batch}, precision = "${precision}", device = "${device}" }
 TOML
+    # Exit status 3 is a completed run the verdict calls invalid: the table says so.
+    status=0
     "${gpushare}" run "${out}/infer-batch.toml" --out "${out}/infer-batch" --force \
-        --format json >"${out}/infer-batch.json" 2>"${out}/infer-batch.err"
+        --format json >"${out}/infer-batch.json" 2>"${out}/infer-batch.err" || status=$?
+    if [[ "${status}" -ne 0 && "${status}" -ne 3 ]]; then
+        tail -n 5 "${out}/infer-batch.err" >&2
+        echo "h200.sh: the infer.batch study failed (exit status ${status})" >&2
+        exit 1
+    fi
 fi
 
 rate=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_ok_per_s"] / 2, 1))' \
@@ -118,7 +141,9 @@ for max_batch in "${batch}" 1; do
     echo "== P99 at ${rate} req/s (half of saturation), Poisson, max batch ${max_batch}" >&2
     start_server "${max_batch}"
     "${gpushare}" load "${url}" --body "${out}/body.bin" --poisson --rate "${rate}" \
-        --duration "${latency_s}s" --slo-p99 50ms --format json >"${out}/p99-batch${max_batch}.json"
+        --connections "${open_connections}" --threads "${threads}" --duration "${latency_s}s" \
+        --slo-p99 50ms --format json >"${out}/p99-batch${max_batch}.json"
+    save_metrics "p99-batch${max_batch}"
     stop_server
 done
 
@@ -131,9 +156,28 @@ line = f"saturation: {sat['throughput_ok_per_s']:.1f} req/s ok, {sat['n_errors']
 path = f"{out}/infer-batch.json"
 if os.path.exists(path):
     report = json.load(open(path))
-    alone = report["analysis"]["runs"][0]["tenants"][0]["throughput_items_per_s"]
+    run = report["analysis"]["runs"][0]
+    alone = run["tenants"][0]["throughput_items_per_s"]
     line += f"; infer.batch {alone:.1f} items/s; ratio {sat['throughput_ok_per_s'] / alone:.3f} (goal 0.9)"
+    if not run["verdict"]["valid"]:
+        problems = "; ".join(f["problem"] for f in run["verdict"].get("failed", []))
+        line += f"\n  infer.batch run INVALID: {problems}"
 print(line)
+def batches(step):
+    """Mean batch size and mean backend time per batch (ms) from a saved /metrics."""
+    values = {}
+    try:
+        for line in open(f"{out}/metrics-{step}.txt"):
+            name, _, value = line.strip().rpartition(" ")
+            if name and not name.startswith("#"):
+                values[name] = float(value)
+        n = values["gpushare_serve_batch_duration_seconds_count"]
+        size = values["gpushare_serve_batch_size_sum"] / n
+        ms = 1000 * values["gpushare_serve_batch_duration_seconds_sum"] / n
+        return f"{n:.0f} batches, mean size {size:.1f}, mean backend time {ms:.2f} ms"
+    except (OSError, KeyError, ValueError, ZeroDivisionError):
+        return "no batch metrics"
+print(f"  saturation server: {batches('saturation')}")
 for max_batch in (batch, "1"):
     r = json.load(open(f"{out}/p99-batch{max_batch}.json"))
     lat, slo = r["latency_ms"], r.get("slo") or {}
@@ -142,4 +186,5 @@ for max_batch in (batch, "1"):
           f"P99 {lat['p99_ms']:.2f} ms (supported: {lat['p99_supported']}), "
           f"SLO attainment {slo.get('attainment_fraction', float('nan')):.3f}, "
           f"errors {r['n_errors']}, dropped {r['n_dropped']}")
+    print(f"  server: {batches(f'p99-batch{max_batch}')}")
 PY
