@@ -32,6 +32,11 @@ pub struct TorchBackend {
     vocab_size: Option<i64>,
     n_outputs: usize,
     max_batch_size: usize,
+    /// CUDA models only: page-locked host memory for a full batch, reused by every batch.
+    /// Copying into it once and DMA-ing from it replaces a fresh pageable tensor per batch,
+    /// whose page faults and staged copy made up half of ResNet-50's backend time on the
+    /// H200 (19 MB per batch of 32 images).
+    staging: Option<tch::Tensor>,
 }
 
 impl TorchBackend {
@@ -69,14 +74,32 @@ impl TorchBackend {
             Kind::Int64 => Dtype::I64,
             _ => Dtype::F32,
         };
+        let max_batch_size = args.max_batch_size.max(1);
+        let staging = if device.is_cuda() {
+            let shape: Vec<i64> = std::iter::once(max_batch_size as i64)
+                .chain(model.item_shape())
+                .collect();
+            let staging = tch::Tensor::f_empty(shape.as_slice(), (model.input_kind(), Device::Cpu))
+                .and_then(|empty| empty.f_pin_memory(device))
+                .map_err(|err| {
+                    BackendError::with_source(
+                        format!("allocating page-locked memory for a {shape:?} batch"),
+                        err,
+                    )
+                })?;
+            Some(staging)
+        } else {
+            None
+        };
         Ok(Self {
             name,
             input_shape: model.item_shape(),
             dtype,
             vocab_size: model.vocab_size(),
             n_outputs: usize::try_from(model.n_outputs()).unwrap_or(0),
-            max_batch_size: args.max_batch_size.max(1),
+            max_batch_size,
             model,
+            staging,
         })
     }
 
@@ -89,11 +112,12 @@ impl TorchBackend {
         let shape = batch.shape();
         let wrap = |err| BackendError::with_source(format!("making the {shape:?} input"), err);
         match &batch.data {
-            TensorData::F32(values) if self.dtype == Dtype::F32 => {
-                tch::Tensor::f_from_slice(values)
+            TensorData::F32(values) if self.dtype == Dtype::F32 => match &self.staging {
+                Some(staging) => Self::stage(staging, values, &shape, Kind::Float).map_err(wrap),
+                None => tch::Tensor::f_from_slice(values)
                     .and_then(|t| t.f_view(shape.as_slice()))
-                    .map_err(wrap)
-            }
+                    .map_err(wrap),
+            },
             TensorData::I64(values) if self.dtype == Dtype::I64 => {
                 // Checked here too, not only by the handler: an out-of-range id on a GPU is
                 // a device-side assert that ruins the CUDA context for every later batch.
@@ -105,9 +129,14 @@ impl TorchBackend {
                         )));
                     }
                 }
-                tch::Tensor::f_from_slice(values)
-                    .and_then(|t| t.f_view(shape.as_slice()))
-                    .map_err(wrap)
+                match &self.staging {
+                    Some(staging) => {
+                        Self::stage(staging, values, &shape, Kind::Int64).map_err(wrap)
+                    }
+                    None => tch::Tensor::f_from_slice(values)
+                        .and_then(|t| t.f_view(shape.as_slice()))
+                        .map_err(wrap),
+                }
             }
             other => Err(BackendError::msg(format!(
                 "running {}: got {} elements, expected {}",
@@ -116,6 +145,32 @@ impl TorchBackend {
                 self.dtype
             ))),
         }
+    }
+
+    /// Copies a batch's elements (`shape`, `kind` matching `T`) into the first rows of the
+    /// page-locked `staging` tensor and returns those rows, ready for a fast copy to the GPU.
+    fn stage<T: tch::kind::Element>(
+        staging: &tch::Tensor,
+        values: &[T],
+        shape: &[i64],
+        kind: Kind,
+    ) -> Result<tch::Tensor, tch::TchError> {
+        if shape.iter().product::<i64>() != values.len() as i64 {
+            return Err(tch::TchError::Shape(format!(
+                "{} elements do not make a {shape:?} batch",
+                values.len()
+            )));
+        }
+        // SAFETY: `values` holds exactly `shape`'s number of elements of `kind` (checked
+        // above; `T` is `kind`'s element type at both call sites), stays borrowed for this
+        // whole function, and the view is only read by the synchronous CPU copy below and
+        // dropped before returning.
+        let view = unsafe {
+            tch::Tensor::f_from_blob(values.as_ptr().cast(), shape, &[], kind, Device::Cpu)
+        }?;
+        let mut rows = staging.f_narrow(0, 0, shape[0])?;
+        rows.f_copy_(&view)?;
+        Ok(rows)
     }
 }
 
@@ -197,6 +252,37 @@ mod tests {
     fn tiny_cpu(flags: &[&str]) -> TorchBackend {
         let args = Cli::parse_from(["serve", "--device", "cpu", "--tiny"].iter().chain(flags));
         TorchBackend::new(&args.serve).unwrap()
+    }
+
+    #[test]
+    fn staging_copies_a_partial_batch_into_the_first_rows() {
+        // On a GPU the staging tensor is page-locked; the copy is the same on the CPU.
+        let staging = tch::Tensor::zeros([4, 2], (Kind::Int64, Device::Cpu));
+        let rows =
+            TorchBackend::stage(&staging, &[1_i64, 2, 3, 4, 5, 6], &[3, 2], Kind::Int64).unwrap();
+        assert_eq!(rows.size(), [3, 2]);
+        assert_eq!(
+            Vec::<i64>::try_from(rows.flatten(0, -1)).unwrap(),
+            [1, 2, 3, 4, 5, 6]
+        );
+        // The rows are the staging memory itself, and the last row is untouched.
+        assert_eq!(
+            Vec::<i64>::try_from(staging.flatten(0, -1)).unwrap(),
+            [1, 2, 3, 4, 5, 6, 0, 0]
+        );
+        let floats = tch::Tensor::zeros([2, 3], (Kind::Float, Device::Cpu));
+        let rows =
+            TorchBackend::stage(&floats, &[0.5_f32, 1.5, 2.5], &[1, 3], Kind::Float).unwrap();
+        assert_eq!(
+            Vec::<f32>::try_from(rows.flatten(0, -1)).unwrap(),
+            [0.5, 1.5, 2.5]
+        );
+        let err = TorchBackend::stage(&staging, &[1_i64, 2, 3], &[2, 2], Kind::Int64).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("3 elements do not make a [2, 2] batch"),
+            "{err}"
+        );
     }
 
     #[test]
