@@ -3,7 +3,8 @@
 //! of it turn such a change into a reviewable diff.
 //!
 //! Rounding: NP, STP, ANTT and fairness to the nearest 0.05; modes ranked by STP;
-//! VALID counts exact. Throughputs are left out: they belong to the machine.
+//! VALID counts and SLO verdicts (repetitions that met the SLO) exact. Throughputs and
+//! latencies are left out: they belong to the machine.
 
 use super::schema::Study;
 use crate::metrics::{Analysis, Estimate};
@@ -39,11 +40,15 @@ pub fn render(study: &Study, analysis: &Analysis) -> String {
         out.push('\n');
         for t in &group.tenants {
             out.push_str(&format!(
-                "  {} ({}): NP {}\n",
+                "  {} ({}): NP {}",
                 t.name,
                 t.workload,
                 rounded(t.np.as_ref())
             ));
+            if let (Some(met), Some(judged)) = (t.slo_met, t.slo_judged) {
+                out.push_str(&format!(", SLO met {met}/{judged}"));
+            }
+            out.push('\n');
         }
     }
     let mut ranking: Vec<(String, f64)> = analysis
