@@ -112,12 +112,9 @@ impl TorchBackend {
         let shape = batch.shape();
         let wrap = |err| BackendError::with_source(format!("making the {shape:?} input"), err);
         match &batch.data {
-            TensorData::F32(values) if self.dtype == Dtype::F32 => match &self.staging {
-                Some(staging) => Self::stage(staging, values, &shape, Kind::Float).map_err(wrap),
-                None => tch::Tensor::f_from_slice(values)
-                    .and_then(|t| t.f_view(shape.as_slice()))
-                    .map_err(wrap),
-            },
+            TensorData::F32(values) if self.dtype == Dtype::F32 => {
+                self.host_tensor(values, &shape, Kind::Float).map_err(wrap)
+            }
             TensorData::I64(values) if self.dtype == Dtype::I64 => {
                 // Checked here too, not only by the handler: an out-of-range id on a GPU is
                 // a device-side assert that ruins the CUDA context for every later batch.
@@ -129,14 +126,7 @@ impl TorchBackend {
                         )));
                     }
                 }
-                match &self.staging {
-                    Some(staging) => {
-                        Self::stage(staging, values, &shape, Kind::Int64).map_err(wrap)
-                    }
-                    None => tch::Tensor::f_from_slice(values)
-                        .and_then(|t| t.f_view(shape.as_slice()))
-                        .map_err(wrap),
-                }
+                self.host_tensor(values, &shape, Kind::Int64).map_err(wrap)
             }
             other => Err(BackendError::msg(format!(
                 "running {}: got {} elements, expected {}",
@@ -144,6 +134,20 @@ impl TorchBackend {
                 other.dtype(),
                 self.dtype
             ))),
+        }
+    }
+
+    /// The batch's elements as a `shape` tensor on the host: the first rows of the
+    /// page-locked staging tensor for a CUDA model, a fresh tensor for a CPU one.
+    fn host_tensor<T: tch::kind::Element>(
+        &self,
+        values: &[T],
+        shape: &[i64],
+        kind: Kind,
+    ) -> Result<tch::Tensor, tch::TchError> {
+        match &self.staging {
+            Some(staging) => Self::stage(staging, values, shape, kind),
+            None => tch::Tensor::f_from_slice(values).and_then(|t| t.f_view(shape)),
         }
     }
 
