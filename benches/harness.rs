@@ -100,7 +100,7 @@ params = {{ step_ms = {STEP_MS} }}
             &Progress::hidden(),
         ))
         .unwrap();
-    let analysis = study.analysis.unwrap();
+    let analysis = gpushare::metrics::analyze(&study);
     analysis.runs[0].tenants[0].throughput_items_per_s
 }
 

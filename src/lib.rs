@@ -15,6 +15,7 @@ pub mod load;
 pub mod metrics;
 pub mod monitor;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod serve;

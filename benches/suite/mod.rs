@@ -255,10 +255,10 @@ impl Suite {
             out_dir.join("run.json").display(),
             out_dir.display()
         );
-        let all_valid = study
-            .analysis
-            .as_ref()
-            .is_some_and(|a| a.runs.iter().all(|r| r.verdict.valid));
+        let all_valid = gpushare::metrics::analyze(&study)
+            .runs
+            .iter()
+            .all(|r| r.verdict.valid);
         Ok(if study.interrupted {
             Finished::Interrupted
         } else if all_valid && study.runs.len() == loaded.plan.runs.len() {

@@ -10,7 +10,7 @@ pub enum CliError {
     #[error(transparent)]
     Runner(#[from] crate::runner::RunnerError),
     #[error(transparent)]
-    Store(#[from] crate::report::store::StoreError),
+    Store(#[from] crate::results::store::StoreError),
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
     #[error(transparent)]

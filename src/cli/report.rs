@@ -4,7 +4,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::CliError;
-use crate::report::{self, store, Format};
+use crate::report::{self, Format};
+use crate::results::store;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {

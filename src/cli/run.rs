@@ -5,8 +5,10 @@ use clap::Args;
 
 use super::{exit, CliError};
 use crate::isolation::ProcessIsolation;
+use crate::metrics;
 use crate::monitor::MonitorConfig;
-use crate::report::{self, store, Format};
+use crate::report::{self, Format};
+use crate::results::store;
 use crate::runner::{self, Progress, StudyInput};
 use crate::scenario::{self, Plan};
 
@@ -126,10 +128,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         out_dir.join(store::RUN_FILE).display(),
         out_dir.display()
     );
-    let all_valid = study
-        .analysis
-        .as_ref()
-        .is_some_and(|a| a.runs.iter().all(|r| r.verdict.valid));
+    let all_valid = metrics::analyze(&study)
+        .runs
+        .iter()
+        .all(|r| r.verdict.valid);
     Ok(ExitCode::from(if study.interrupted {
         exit::INTERRUPTED
     } else if !all_valid || study.runs.len() < plan.runs.len() {

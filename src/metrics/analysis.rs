@@ -11,7 +11,7 @@ use super::stats::Estimate;
 use super::throughput::{SloFigures, TenantFigures};
 use super::validity::{check_run, FailedCheck, Verdict};
 use crate::monitor::{energy_per_item_j, summarize, MonitorSummary};
-use crate::report::schema::{RunRecord, RunStatus, Study};
+use crate::results::schema::{RunRecord, RunStatus, Study};
 use crate::sharing::ModeSetting;
 use crate::workload::Device;
 
@@ -357,7 +357,7 @@ mod tests {
 
     use super::*;
     use crate::monitor::{MonitorSeries, Sample};
-    use crate::report::schema::{RunRecord, Samples, TenantRecord, WindowRecord};
+    use crate::results::schema::{RunRecord, Samples, TenantRecord, WindowRecord};
     use crate::scenario::{self, Plan};
     use crate::worker::protocol::WorkerSummary;
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::latency::{self, LatencySummary};
-use crate::report::schema::TenantRecord;
+use crate::results::schema::TenantRecord;
 use crate::scenario::Slo;
 use crate::workload::Device;
 
@@ -171,7 +171,7 @@ pub fn windowed_cv(end_s: &[f64], items: &[u64], window_s: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::schema::Samples;
+    use crate::results::schema::Samples;
     use crate::worker::protocol::WorkerSummary;
 
     fn record(end_s: Vec<f64>, step_s: Vec<f64>, window_s: f64) -> TenantRecord {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::latency::min_samples_for_percentile;
 use super::throughput::TenantFigures;
-use crate::report::schema::{RunRecord, RunStatus};
+use crate::results::schema::{RunRecord, RunStatus};
 use crate::scenario::RunSettings;
 
 /// A run's verdict.

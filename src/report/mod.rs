@@ -1,19 +1,17 @@
-//! Reports: the results schema, `run.json` storage, and the views rendered from it
-//! (terminal table, Markdown, JSON, snapshot summary).
+//! Reports: the views rendered from a recorded study (terminal table, Markdown, JSON,
+//! snapshot summary). The schema and its store are the `results` module's.
 //!
-//! **Invariant:** reports measure nothing; every view is computed from a [`schema::Study`]
-//! alone, so any study can be re-rendered later.
+//! **Invariant:** reports measure nothing; every view is computed from a
+//! [`crate::results::Study`] alone, so any study can be re-rendered later.
 
 mod format;
-pub mod schema;
 pub mod snapshot;
-pub mod store;
 pub mod text;
 
 use serde::Serialize;
 
 use crate::metrics::{self, Analysis};
-use schema::Study;
+use crate::results::Study;
 
 /// The report formats `gpushare report --format` offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -6,8 +6,8 @@
 //! VALID counts and SLO verdicts (repetitions that met the SLO) exact. Throughputs and
 //! latencies are left out: they belong to the machine.
 
-use super::schema::Study;
 use crate::metrics::{Analysis, Estimate};
+use crate::results::Study;
 
 /// The granularity of rounded figures.
 pub const STEP: f64 = 0.05;

@@ -4,8 +4,8 @@ use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use super::format::{estimate, mean, sig3};
-use super::schema::Study;
 use crate::metrics::{Analysis, GroupAnalysis};
+use crate::results::Study;
 use crate::workload::Device;
 
 /// Which human style to render.

@@ -22,8 +22,8 @@ use crate::environment::Environment;
 use crate::isolation::{Isolation, IsolationError};
 use crate::metrics;
 use crate::monitor::MonitorConfig;
-use crate::report::schema::{RunStatus, Study, SCHEMA_VERSION};
-use crate::report::store::{self, StoreError};
+use crate::results::schema::{RunStatus, Study, SCHEMA_VERSION};
+use crate::results::store::{self, StoreError};
 use crate::scenario::{Plan, Scenario};
 
 /// Errors that stop a study (a failing run is recorded, not an error).
@@ -101,7 +101,8 @@ pub async fn run_study(input: StudyInput<'_>, progress: &Progress) -> Result<Stu
     }
     study.interrupted = *interrupt.borrow();
     study.finished_at = Some(store::now_rfc3339());
-    study.analysis = Some(metrics::analyze(&study));
+    // Plain data with string keys: serializing it cannot fail.
+    study.analysis = serde_json::to_value(metrics::analyze(&study)).ok();
     store::write_study(&path, &study)?;
     progress.finish();
     Ok(study)

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::report::schema::{RunRecord, RunStatus};
+use crate::results::schema::{RunRecord, RunStatus};
 
 /// Progress of a study; cheap to clone.
 #[derive(Clone)]

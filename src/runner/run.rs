@@ -11,7 +11,7 @@ use tokio::time::sleep_until;
 use super::worker_process::{Event, EventKind, WorkerProcess};
 use crate::isolation::Isolation;
 use crate::monitor::{self, MonitorConfig};
-use crate::report::schema::{RunRecord, RunStatus, Samples, TenantRecord, WindowRecord};
+use crate::results::schema::{RunRecord, RunStatus, Samples, TenantRecord, WindowRecord};
 use crate::scenario::{Plan, PlannedRun, Scenario, TenantInstance};
 use crate::sharing::{self, ModeContext, ModeGuard, MpsConfig, WorkerSharing};
 use crate::worker::protocol::{FromWorker, ToWorker, WorkerSpec, VERSION};

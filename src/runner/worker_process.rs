@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::RunnerError;
 use crate::isolation::{Isolation, WorkerLaunch};
-use crate::report::schema::ExitRecord;
+use crate::results::schema::ExitRecord;
 use crate::worker::protocol::{self, FromWorker, ToWorker, WorkerSpec, VERSION};
 
 /// Lines of a worker's stderr kept for failure reports.

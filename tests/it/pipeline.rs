@@ -42,7 +42,7 @@ fn smoke_cpu_runs_end_to_end_and_is_valid() {
 
     let study: Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
-    assert_eq!(study["schema_version"], 1);
+    assert_eq!(study["schema_version"], gpushare::results::SCHEMA_VERSION);
     assert_eq!(study["interrupted"], false);
     let runs = study["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);

@@ -6,14 +6,18 @@
 use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
-use crate::metrics::Analysis;
 use crate::monitor::MonitorSeries;
 use crate::scenario::{Plan, Scenario};
 use crate::sharing::{ModeRecord, ModeSetting};
 use crate::worker::protocol::{StepSample, WorkerSummary};
 use crate::workload::Device;
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// The version this gpushare writes. 2 added the optional `failed` columns and fields
+/// (a serving tenant's failed requests); a version-1 file simply lacks them.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The versions this gpushare reads: every one whose fields it still understands.
+pub const READABLE_SCHEMA_VERSIONS: &[u32] = &[1, 2];
 
 /// One invocation of `gpushare run`: every run of a scenario's plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,11 +38,12 @@ pub struct Study {
     /// True when SIGINT or SIGTERM cut the study short.
     pub interrupted: bool,
     pub runs: Vec<RunRecord>,
-    /// Figures computed from the runs when the study was written, for other tools.
-    /// gpushare never reads them back: reports recompute every figure from the records,
-    /// so a study written by an older version renders with today's metrics.
+    /// Figures computed from the runs when the study was written (`metrics::Analysis`
+    /// as JSON), for other tools. gpushare never reads them back: reports recompute every
+    /// figure from the records, so a study written by an older version renders with
+    /// today's metrics. Kept as JSON so this schema depends on nothing above it.
     #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
-    pub analysis: Option<Analysis>,
+    pub analysis: Option<serde_json::Value>,
 }
 
 /// How a run ended.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use super::schema::{Study, SCHEMA_VERSION};
+use super::schema::{Study, READABLE_SCHEMA_VERSIONS};
 
 /// The results file inside a study directory.
 pub const RUN_FILE: &str = "run.json";
@@ -32,7 +32,8 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     #[error(
-        "reading {path}: schema version {found}, this gpushare reads version {SCHEMA_VERSION}"
+        "reading {path}: schema version {found}, this gpushare reads versions {}",
+        readable_versions()
     )]
     Version { path: PathBuf, found: u64 },
 }
@@ -79,10 +80,19 @@ pub fn read_study(path: &Path) -> Result<Study, StoreError> {
         .get("schema_version")
         .and_then(|v| v.as_u64())
         .unwrap_or(0);
-    if found != u64::from(SCHEMA_VERSION) {
+    if !READABLE_SCHEMA_VERSIONS.contains(&u32::try_from(found).unwrap_or(u32::MAX)) {
         return Err(StoreError::Version { path, found });
     }
     serde_json::from_value(value).map_err(|source| StoreError::Parse { path, source })
+}
+
+/// The readable versions, for messages: "1, 2".
+fn readable_versions() -> String {
+    READABLE_SCHEMA_VERSIONS
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The file's text, gunzipped when its name ends in `.gz`.
@@ -123,7 +133,7 @@ mod tests {
         assert_eq!(
             chain(&err),
             format!(
-                "reading {}: schema version 99, this gpushare reads version {SCHEMA_VERSION}",
+                "reading {}: schema version 99, this gpushare reads versions 1, 2",
                 path.display()
             )
         );
@@ -159,7 +169,7 @@ mod tests {
         assert_eq!(
             chain(&err),
             format!(
-                "reading {}: schema version 99, this gpushare reads version {SCHEMA_VERSION}",
+                "reading {}: schema version 99, this gpushare reads versions 1, 2",
                 gz.display()
             )
         );
