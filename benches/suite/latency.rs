@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use criterion::{Criterion, Throughput};
-use gpushare::isolation::{Isolation, ProcessIsolation, WorkerLaunch};
+use gpushare::isolation::{ProcessIsolation, WorkerLaunch};
 use gpushare::sharing::{self, ModeContext, ModeSetting, WorkerSharing};
 use gpushare::worker::protocol::{self, FromWorker, ToWorker, WorkerSpec, VERSION};
 use gpushare::workload::probe::{Gpu, TouchKernel};
@@ -303,8 +303,9 @@ impl CoTenant {
         let mut command = isolation
             .command(&WorkerLaunch {
                 tenant: &spec.tenant,
+                run_id: "co-tenant",
                 env,
-            })?
+            })
             .into_std();
         // The worker's diagnostics belong in the bench's output.
         command.stderr(Stdio::inherit());

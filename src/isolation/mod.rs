@@ -19,21 +19,66 @@ pub(crate) fn die_with_parent() -> std::io::Result<()> {
     Ok(())
 }
 
+use std::future::Future;
+use std::pin::Pin;
+
 use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A future a backend returns from the object-safe [`Isolation`] and [`WorkerHandle`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What the runner asks a backend to start.
 #[derive(Debug, Clone)]
 pub struct WorkerLaunch<'a> {
     pub tenant: &'a str,
+    /// The run this worker belongs to (`time-slicing/c0/r1`), for labels and names.
+    pub run_id: &'a str,
     /// Environment the sharing mode needs in the worker (MPS pipe directory, ...).
     pub env: &'a [(String, String)],
 }
 
-/// Errors from preparing a worker command.
+/// A started worker as the runner sees it, whatever the backend: a byte stream each way
+/// for the protocol, its diagnostics, and a handle to wait for or end it. The runner's
+/// barrier, timeouts and collection work on this alone.
+pub struct WorkerConnection {
+    /// Protocol lines from the worker (a child's stdout, a container's attached stdout,
+    /// a TCP connection's read half).
+    pub from_worker: Box<dyn AsyncRead + Send + Unpin>,
+    /// Protocol lines to the worker (stdin, or the write half).
+    pub to_worker: Box<dyn AsyncWrite + Send + Unpin>,
+    /// What the worker writes for people (stderr), where the backend carries it.
+    pub diagnostics: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    pub handle: Box<dyn WorkerHandle>,
+}
+
+/// How a worker ended, as far as its backend can tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerExit {
+    /// Exit status, when it exited.
+    pub code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+}
+
+/// The life of one started worker.
+pub trait WorkerHandle: Send {
+    /// Resolves when the worker has ended, with how; `None` when the backend cannot tell.
+    fn wait(&mut self) -> BoxFuture<'_, Option<WorkerExit>>;
+    /// Ends the worker now. Waiting afterwards resolves promptly.
+    fn kill(&mut self) -> BoxFuture<'_, ()>;
+}
+
+/// Errors from starting a worker.
 #[derive(Debug, Error)]
 pub enum IsolationError {
     #[error("finding the gpushare executable to start workers: {0}")]
     CurrentExe(std::io::Error),
+    #[error("starting the worker process for tenant `{tenant}`")]
+    SpawnProcess {
+        tenant: String,
+        source: std::io::Error,
+    },
 }
 
 /// A way to start workers.
@@ -41,7 +86,9 @@ pub trait Isolation: Send + Sync {
     /// The backend's name as reports show it.
     fn name(&self) -> &'static str;
 
-    /// A command that starts one worker speaking the protocol on stdin and stdout.
-    fn command(&self, launch: &WorkerLaunch<'_>)
-        -> Result<tokio::process::Command, IsolationError>;
+    /// Starts one worker speaking the protocol over the connection it returns.
+    fn spawn<'a>(
+        &'a self,
+        launch: &'a WorkerLaunch<'a>,
+    ) -> BoxFuture<'a, Result<WorkerConnection, IsolationError>>;
 }

@@ -31,11 +31,6 @@ use crate::scenario::{Plan, Scenario};
 pub enum RunnerError {
     #[error(transparent)]
     Isolation(#[from] IsolationError),
-    #[error("starting the worker for tenant `{tenant}`")]
-    Spawn {
-        tenant: String,
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("listening for SIGINT and SIGTERM: {0}")]

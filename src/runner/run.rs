@@ -239,9 +239,11 @@ async fn measure_group(
             flush_interval_ms: ctx.flush_interval_ms,
         };
         let started = match guard.tenant_env(tenant_idx) {
-            Ok(env) => WorkerProcess::spawn(ctx.isolation, worker_idx, spec, &env, tx.clone())
-                .await
-                .map_err(|e| crate::errors::error_chain(&e)),
+            Ok(env) => {
+                WorkerProcess::spawn(ctx.isolation, worker_idx, spec, &run.id, &env, tx.clone())
+                    .await
+                    .map_err(|e| crate::errors::error_chain(&e))
+            }
             Err(err) => Err(crate::errors::error_chain(&err)),
         };
         match started {

@@ -1,16 +1,16 @@
-//! One running worker as the runner sees it: its process, its stdin for commands, and
-//! reader tasks that turn its stdout into events and keep the tail of its stderr.
+//! One running worker as the runner sees it, whatever its isolation backend: the stream
+//! commands go down, reader tasks that turn the protocol stream into events and keep the
+//! tail of its diagnostics, and the backend's handle to wait for or end it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin};
+use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::RunnerError;
-use crate::isolation::{Isolation, WorkerLaunch};
+use crate::isolation::{Isolation, WorkerHandle, WorkerLaunch};
 use crate::results::schema::ExitRecord;
 use crate::worker::protocol::{self, FromWorker, ToWorker, WorkerSpec, VERSION};
 
@@ -35,8 +35,8 @@ pub enum EventKind {
 
 pub struct WorkerProcess {
     pub name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
+    handle: Box<dyn WorkerHandle>,
+    to_worker: Option<Box<dyn AsyncWrite + Send + Unpin>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -46,38 +46,36 @@ impl WorkerProcess {
         isolation: &dyn Isolation,
         worker_idx: usize,
         spec: WorkerSpec,
+        run_id: &str,
         env: &[(String, String)],
         events: mpsc::UnboundedSender<Event>,
     ) -> Result<WorkerProcess, RunnerError> {
-        let mut cmd = isolation.command(&WorkerLaunch {
-            tenant: &spec.tenant,
-            env,
-        })?;
-        let mut child = cmd.spawn().map_err(|source| RunnerError::Spawn {
-            tenant: spec.tenant.clone(),
-            source,
-        })?;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
+        let connection = isolation
+            .spawn(&WorkerLaunch {
+                tenant: &spec.tenant,
+                run_id,
+                env,
+            })
+            .await?;
+        let stdout = connection.from_worker;
+        let stderr = connection.diagnostics;
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(stdout) = stdout {
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let kind = match protocol::decode_from_worker(&line) {
-                        Ok(msg) => EventKind::Message(msg),
-                        Err(err) => EventKind::Garbled(err.to_string()),
-                    };
-                    if events.send(Event { worker_idx, kind }).is_err() {
-                        return;
-                    }
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let kind = match protocol::decode_from_worker(&line) {
+                    Ok(msg) => EventKind::Message(msg),
+                    Err(err) => EventKind::Garbled(err.to_string()),
+                };
+                if events.send(Event { worker_idx, kind }).is_err() {
+                    return;
                 }
-                let _ = events.send(Event {
-                    worker_idx,
-                    kind: EventKind::Closed,
-                });
+            }
+            let _ = events.send(Event {
+                worker_idx,
+                kind: EventKind::Closed,
             });
-        }
+        });
         if let Some(stderr) = stderr {
             let tail = Arc::clone(&stderr_tail);
             tokio::spawn(async move {
@@ -93,8 +91,8 @@ impl WorkerProcess {
         }
         let mut worker = WorkerProcess {
             name: spec.tenant.clone(),
-            stdin: child.stdin.take(),
-            child,
+            to_worker: Some(connection.to_worker),
+            handle: connection.handle,
             stderr_tail,
         };
         worker.send(ToWorker::Start { v: VERSION, spec }).await;
@@ -104,31 +102,33 @@ impl WorkerProcess {
     /// Sends a command. A worker that already exited cannot be told anything; the
     /// caller learns that from its events.
     pub async fn send(&mut self, msg: ToWorker) {
-        if let Some(stdin) = self.stdin.as_mut() {
+        if let Some(to_worker) = self.to_worker.as_mut() {
             let line = protocol::encode(&msg);
-            if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
-                self.stdin = None;
+            if to_worker.write_all(line.as_bytes()).await.is_err()
+                || to_worker.flush().await.is_err()
+            {
+                self.to_worker = None;
             }
         }
     }
 
-    /// Waits up to `timeout` for the process to exit, then kills it. Returns how it
-    /// ended, with the tail of its stderr.
+    /// Waits up to `timeout` for the worker to exit, then kills it. Returns how it
+    /// ended, with the tail of its diagnostics.
     pub async fn finish(&mut self, timeout: Duration) -> ExitRecord {
         // A worker that is done exits by itself. Closing its stdin first would make one
         // that is still shutting down report "runner gone" instead of its own status.
-        let mut status = tokio::time::timeout(timeout, self.child.wait())
+        let mut status = tokio::time::timeout(timeout, self.handle.wait())
             .await
             .ok()
-            .and_then(Result::ok);
+            .flatten();
         if status.is_none() {
             // Closing stdin tells a worker still waiting on it that the runner is done.
-            self.stdin = None;
-            status = match tokio::time::timeout(Duration::from_secs(1), self.child.wait()).await {
-                Ok(Ok(status)) => Some(status),
-                _ => {
-                    let _ = self.child.start_kill();
-                    self.child.wait().await.ok()
+            self.to_worker = None;
+            status = match tokio::time::timeout(Duration::from_secs(1), self.handle.wait()).await {
+                Ok(status) => status,
+                Err(_) => {
+                    self.handle.kill().await;
+                    self.handle.wait().await
                 }
             };
         }
@@ -139,13 +139,9 @@ impl WorkerProcess {
             .lock()
             .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
             .unwrap_or_default();
-        #[cfg(unix)]
-        let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
-        #[cfg(not(unix))]
-        let signal = None;
         ExitRecord {
-            code: status.and_then(|s| s.code()),
-            signal,
+            code: status.and_then(|s| s.code),
+            signal: status.and_then(|s| s.signal),
             stderr_tail: tail,
         }
     }
