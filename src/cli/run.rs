@@ -5,6 +5,7 @@ use clap::Args;
 
 use super::{exit, CliError};
 use crate::isolation::ProcessIsolation;
+use crate::limits;
 use crate::metrics;
 use crate::monitor::MonitorConfig;
 use crate::report::{self, Format};
@@ -27,7 +28,7 @@ pub struct RunArgs {
     #[arg(long, short, value_parser = parse_duration)]
     pub duration: Option<f64>,
     /// Override the scenario's number of repetitions.
-    #[arg(long, short, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, short, value_parser = clap::value_parser!(u32).range(limits::cli::REPETITIONS.min..=limits::cli::REPETITIONS.max))]
     pub repetitions: Option<u32>,
     /// Print the expanded plan and run nothing.
     #[arg(long)]
@@ -57,11 +58,7 @@ fn parse_duration(text: &str) -> Result<f64, String> {
             .map_err(|e| format!("{e}; write e.g. 30s, 500ms, 2m or a number of seconds"))?
             .as_secs_f64(),
     };
-    if seconds.is_finite() && seconds > 0.0 {
-        Ok(seconds)
-    } else {
-        Err(format!("must be a positive duration, got {text}"))
-    }
+    limits::cli::DURATION_S.check(seconds)
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
@@ -160,7 +157,22 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(0.5));
         assert_eq!(parse_duration("2m"), Ok(120.0));
         assert_eq!(parse_duration("1.5"), Ok(1.5));
-        assert!(parse_duration("0").unwrap_err().contains("positive"));
+        assert_eq!(
+            parse_duration("0").unwrap_err(),
+            "must be a number of seconds above 0 and at most 86400, got 0"
+        );
+        assert_eq!(
+            parse_duration("1e12").unwrap_err(),
+            "must be a number of seconds above 0 and at most 86400, got 1000000000000"
+        );
+        assert_eq!(
+            parse_duration("1e308").unwrap_err(),
+            "must be a number of seconds above 0 and at most 86400, got 1e308"
+        );
+        assert_eq!(
+            parse_duration("inf").unwrap_err(),
+            "must be a number of seconds above 0 and at most 86400, got inf"
+        );
         assert!(parse_duration("soon")
             .unwrap_err()
             .contains("write e.g. 30s"));

@@ -124,17 +124,17 @@ workload = "cpu.synthetic"
     assert_eq!(
         problems(text),
         [
-            "s.toml:3:14: `run.duration_s`: must be a positive number of seconds, got -1",
-            "s.toml:4:15: `run.repetitions`: must be between 1 and 1000, got 0",
-            "s.toml:7:28: `modes[0].active_thread_percentage`: must be an integer between 1 and 100 (or a list of them), got 150",
+            "s.toml:3:14: `run.duration_s`: must be a number of seconds above 0 and at most 86400, got -1",
+            "s.toml:4:15: `run.repetitions`: must be an integer from 1 to 1000, got 0",
+            "s.toml:7:28: `modes[0].active_thread_percentage`: must be an integer from 1 to 100 percent (or a list of them), got 150",
             "s.toml:10:11: `modes[1].profile`: applies only to mode \"mig\"",
             "s.toml:12:8: `modes[2].profile`: mode \"mig\" needs a profile, for example profile = \"3g.71gb\"",
-            "s.toml:16:12: `tenants[0].replicas`: must be between 1 and 64, got 0",
+            "s.toml:16:12: `tenants[0].replicas`: must be an integer from 1 to 64, got 0",
             "s.toml:17:22: `tenants[0].params.step_ms`: reading parameter `step_ms` of `cpu.synthetic`: expected a number, got a string (\"fast\")",
             "s.toml:17:30: `tenants[0].params.nope`: reading parameter `nope` of `cpu.synthetic`: unknown parameter (allowed: step_ms, jitter_ms, items_per_step, setup_ms, fault, fault_after_steps)",
             "s.toml:17:48: `tenants[0].params.fault`: reading parameter `fault` of `cpu.synthetic`: \"explode\" is not one of none, crash, hang, exit, error",
             "s.toml:18:22: `tenants[0].slo.percentile`: must be above 0 and below 100, got 100",
-            "s.toml:18:41: `tenants[0].slo.target_ms`: must be a positive number of milliseconds, got 0",
+            "s.toml:18:41: `tenants[0].slo.target_ms`: must be a number of milliseconds above 0 and at most 3600000, got 0",
             "s.toml:20:8: `tenants[1].name`: tenant name \"a\" is used twice",
         ]
         .join("\n")
