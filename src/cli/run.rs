@@ -21,7 +21,8 @@ pub struct RunArgs {
     /// Write the study into exactly this directory [default: results/<timestamp>-<scenario>].
     #[arg(long, short)]
     pub out: Option<PathBuf>,
-    /// Replace the study already in --out.
+    /// Replace the study already in --out, and accept a plan beyond the size limits
+    /// (runs, workers per run, estimated wall time; README, "Plan size").
     #[arg(long)]
     pub force: bool,
     /// Override every run's measured window: `30s`, `500ms`, `2m`, or seconds.
@@ -77,9 +78,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     if let Some(n) = args.repetitions {
         scenario.run.repetitions = n;
     }
+    // Counted before anything is expanded, so a plan too large to run is refused at once.
+    let budget = scenario::check_budget(&scenario, args.force)?;
     let plan = Plan::expand(&scenario);
     if args.dry_run {
         print!("{}", plan.describe(&scenario));
+        println!("estimated: {budget}");
         return Ok(ExitCode::SUCCESS);
     }
     let out_dir = match &args.out {
@@ -94,13 +98,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     }
     let isolation = ProcessIsolation::new(None).map_err(runner::RunnerError::from)?;
     let progress = Progress::new(plan.runs.len());
-    eprintln!(
-        "running `{}` from {}: {} run(s), writing {}",
+    progress.note(&format!(
+        "running `{}` from {}: {} run(s), about {}, writing {}",
         scenario.name,
         path.display(),
         plan.runs.len(),
+        scenario::wall_time(budget.estimated_s),
         out_dir.join(store::RUN_FILE).display()
-    );
+    ));
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     let study = runtime.block_on(runner::run_study(
         StudyInput {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 
+use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{locate, Problem, Problems};
@@ -23,11 +24,22 @@ pub fn parse(path: &Path, source: &str) -> Result<Scenario, Problems> {
         source,
         problems: Vec::new(),
     };
-    let spec: ScenarioSpec = match toml::from_str(source) {
-        Ok(spec) => spec,
+    let root = match toml::de::DeTable::parse(source) {
+        Ok(root) => root,
         Err(err) => {
-            let span = err.span().unwrap_or(0..0);
-            checker.problem(span, "", err.message().trim_end().to_string());
+            checker.toml_error(&err, 0..0);
+            return Err(checker.finish(path));
+        }
+    };
+    let spec = match ScenarioSpec::deserialize(toml::de::Deserializer::from(root.clone())) {
+        Ok(spec) => spec,
+        Err(first) => {
+            // Serde stops at the first mistake; each table deserialized on its own finds
+            // the mistakes of the others too.
+            checker.format_problems(root);
+            if checker.problems.is_empty() {
+                checker.toml_error(&first, 0..0);
+            }
             return Err(checker.finish(path));
         }
     };
@@ -58,6 +70,44 @@ impl Checker<'_> {
             field: field.into(),
             message: message.into(),
         });
+    }
+
+    fn toml_error(&mut self, err: &toml::de::Error, fallback: Range<usize>) {
+        let span = err.span().unwrap_or(fallback);
+        self.problem(span, "", err.message().trim_end().to_string());
+    }
+
+    /// Every format problem (unknown or missing fields, wrong types) of a document that
+    /// did not deserialize: each top-level field, `[run]`, and every mode and tenant alone.
+    fn format_problems(&mut self, root: Spanned<toml::de::DeTable<'_>>) {
+        const FIELDS: [&str; 5] = ["name", "description", "run", "modes", "tenants"];
+        let table = root.into_inner();
+        for required in ["name", "modes", "tenants"] {
+            if !table.keys().any(|k| k.get_ref() == required) {
+                self.problem(0..0, "", format!("missing field `{required}`"));
+            }
+        }
+        for (key, value) in table {
+            let span = value.span();
+            let result = match key.get_ref().as_ref() {
+                "name" | "description" => piece::<String>(value),
+                "run" => piece::<RunSpec>(value),
+                "modes" => pieces::<ModeSpec>(value),
+                "tenants" => pieces::<TenantSpec>(value),
+                other => {
+                    let expected = FIELDS.map(|f| format!("`{f}`")).join(", ");
+                    self.problem(
+                        key.span(),
+                        "",
+                        format!("unknown field `{other}`, expected one of {expected}"),
+                    );
+                    vec![]
+                }
+            };
+            for err in result {
+                self.toml_error(&err, span.clone());
+            }
+        }
     }
 
     fn finish(mut self, path: &Path) -> Problems {
@@ -376,9 +426,11 @@ impl Checker<'_> {
             self.problem(specs.span(), "tenants", "list at least one tenant");
         }
         let mut tenants: Vec<Tenant> = vec![];
+        // A set, so ten thousand tenants validate in linear time.
+        let mut names = std::collections::BTreeSet::new();
         for (idx, spec) in specs.get_ref().iter().enumerate() {
             let tenant = self.tenant(idx, spec.get_ref());
-            if tenants.iter().any(|t| t.name == tenant.name) {
+            if !names.insert(tenant.name.clone()) {
                 self.problem(
                     spec.get_ref().name.span(),
                     format!("tenants[{idx}].name"),
@@ -520,6 +572,28 @@ impl Checker<'_> {
             slo,
             sharing,
         }
+    }
+}
+
+/// The error of deserializing one value as a `T`, if any.
+fn piece<T: serde::de::DeserializeOwned>(
+    value: Spanned<toml::de::DeValue<'_>>,
+) -> Vec<toml::de::Error> {
+    T::deserialize(toml::de::ValueDeserializer::from(value))
+        .err()
+        .into_iter()
+        .collect()
+}
+
+/// The errors of deserializing each item of an array as a `T` (or the whole value, when
+/// it is not an array).
+fn pieces<T: serde::de::DeserializeOwned>(
+    value: Spanned<toml::de::DeValue<'_>>,
+) -> Vec<toml::de::Error> {
+    let span = value.span();
+    match value.into_inner() {
+        toml::de::DeValue::Array(items) => items.into_iter().flat_map(piece::<T>).collect(),
+        other => piece::<Vec<T>>(Spanned::new(span, other)),
     }
 }
 

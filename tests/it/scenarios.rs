@@ -370,3 +370,152 @@ fn without_a_scenario_run_names_the_default_for_this_host_and_why() {
         stdout(&out)
     );
 }
+
+#[test]
+fn format_problems_in_several_tables_are_all_reported() {
+    let text = r#"name = "t"
+colour = "blue"
+[run]
+duraton_s = 3
+[[modes]]
+mode = 7
+[[tenants]]
+name = "a"
+workload = "cpu.synthetic"
+replicas = "two"
+[[tenants]]
+name = "b"
+workload = "cpu.synthetic"
+parms = { step_ms = 1.0 }
+"#;
+    let p = problems(text);
+    let lines: Vec<&str> = p.lines().collect();
+    assert_eq!(lines.len(), 5, "{p}");
+    assert_eq!(
+        lines[0],
+        "s.toml:2:1: unknown field `colour`, expected one of `name`, `description`, `run`, `modes`, `tenants`"
+    );
+    assert!(
+        lines[1].starts_with("s.toml:4:1: unknown field `duraton_s`, expected one of `warmup_s`"),
+        "{p}"
+    );
+    assert_eq!(
+        lines[2],
+        "s.toml:6:8: invalid type: integer `7`, expected a string"
+    );
+    assert_eq!(
+        lines[3],
+        "s.toml:10:12: invalid type: string \"two\", expected i64"
+    );
+    assert!(
+        lines[4].starts_with("s.toml:14:1: unknown field `parms`, expected one of `name`"),
+        "{p}"
+    );
+}
+
+/// Three sweep axes of 100 values: 6,000,000 runs.
+fn huge_sweep() -> String {
+    let list = (1..=100)
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "name = \"huge\"\n[[modes]]\nmode = \"time-slicing\"\n[[tenants]]\nname = \"a\"\nworkload = \"cpu.synthetic\"\nparams = {{ step_ms = [{list}], jitter_ms = [{list}], setup_ms = [{list}] }}\n"
+    )
+}
+
+#[test]
+fn a_plan_beyond_the_limits_is_refused_at_once_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scenario(dir.path(), "huge.toml", &huge_sweep());
+    let started = std::time::Instant::now();
+    let out = gpushare().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "planning scenario `huge`: 6000000 runs is more than the limit of 10000, about 868 days is more than the limit of 24 h (6000000 run(s) = 1000000 configuration(s) x 2 mode(s) x 3 repetition(s), 1 worker(s) per run, about 868 days (exclusive baseline, tenants one after another: 434 days)): shrink the sweep, or add --force to accept it\n1 of 1 file(s) invalid\n"
+    );
+    let forced = gpushare()
+        .args(["validate", "--force"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(forced.status.code(), Some(0), "{}", stderr(&forced));
+    assert!(stdout(&forced).contains(": ok, scenario `huge`, 6000000 run(s) = "));
+    // Counting, not expanding: the old validate took 7 s and 2.1 GB for this file.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let run = gpushare()
+        .args(["run", "--dry-run"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(stderr(&run).starts_with(
+        "error: planning scenario `huge`: 6000000 runs is more than the limit of 10000"
+    ));
+}
+
+#[test]
+fn ten_thousand_tenants_are_refused_with_the_length_of_the_baseline() {
+    let mut text =
+        "name = \"crowd\"\n[run]\nrepetitions = 1\nduration_s = 2.0\nwarmup_s = 0.5\n[[modes]]\nmode = \"time-slicing\"\n"
+            .to_string();
+    for idx in 0..10_000 {
+        text.push_str(&format!(
+            "[[tenants]]\nname = \"t{idx}\"\nworkload = \"cpu.synthetic\"\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scenario(dir.path(), "crowd.toml", &text);
+    let out = gpushare().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "planning scenario `crowd`: 10000 workers per run is more than the limit of 1024 (2 run(s) = 1 configuration(s) x 2 mode(s) x 1 repetition(s), 10000 worker(s) per run, about 8.3 h (exclusive baseline, tenants one after another: 8.3 h)): shrink the sweep, or add --force to accept it\n1 of 1 file(s) invalid\n"
+    );
+}
+
+#[test]
+fn validate_takes_shipped_names_as_run_does() {
+    let out = gpushare().args(["validate", "smoke-cpu"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "scenarios/smoke-cpu.toml: ok, scenario `smoke-cpu`, 6 run(s) = 1 configuration(s) x 2 mode(s) x 3 repetition(s), 2 worker(s) per run, about 24 s (exclusive baseline, tenants one after another: 16 s)\n"
+    );
+}
+
+#[test]
+fn unreadable_scenarios_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("binary.toml");
+    std::fs::write(&binary, b"name = \"x\"\n\xff\xfe\x00").unwrap();
+    let missing = dir.path().join("missing.toml");
+    let out = gpushare()
+        .arg("validate")
+        .arg("smoke-cpi")
+        .arg(dir.path())
+        .arg(&binary)
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let shipped = scenario::SHIPPED
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "finding scenario smoke-cpi: no such file and no shipped scenario of that name (did you mean `smoke-cpu`?); shipped: {shipped}\n\
+             reading scenario {}: Is a directory (os error 21)\n\
+             reading scenario {}: it is not a text file (no UTF-8 at byte 11); a scenario is a TOML file\n\
+             reading scenario {}: No such file or directory (os error 2)\n\
+             4 of 4 file(s) invalid\n",
+            dir.path().display(),
+            binary.display(),
+            missing.display()
+        )
+    );
+}
