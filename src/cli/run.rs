@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -67,7 +68,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         Some(path) => path.clone(),
         None => {
             let (name, why) = scenario::default_scenario(&crate::gpu::host_gpus());
-            eprintln!("no scenario given: running the shipped `{name}` ({why})");
+            runner::say(&format!(
+                "no scenario given: running the shipped `{name}` ({why})"
+            ));
             PathBuf::from(name)
         }
     };
@@ -124,12 +127,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         },
         &progress,
     ))?;
-    print!("{}", report::render(&study, args.format));
-    eprintln!(
+    // run.json is written; a reader that went away loses only the printed report.
+    let _ = write!(std::io::stdout(), "{}", report::render(&study, args.format));
+    runner::say(&format!(
         "results: {} (re-render with `gpushare report {}`)",
         out_dir.join(store::RUN_FILE).display(),
         out_dir.display()
-    );
+    ));
     let all_valid = metrics::analyze(&study)
         .runs
         .iter()

@@ -211,7 +211,10 @@ impl Control {
             }
             // The runner is gone (stdin closed without Stop): a worker must never outlive
             // it, so leave now rather than finish the window.
-            eprintln!("gpushare worker: the runner closed stdin; exiting");
+            let _ = writeln!(
+                std::io::stderr(),
+                "gpushare worker: the runner closed stdin; exiting"
+            );
             std::process::exit(4);
         });
         Control { go, stop }

@@ -3,6 +3,7 @@
 mod common;
 mod gpu_configs;
 mod gpu_probes;
+mod incomplete;
 // Its MPS client opens a CUDA context through cudarc directly.
 #[cfg(feature = "cuda")]
 mod gpu_sharing;
