@@ -89,6 +89,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         println!("estimated: {budget}");
         return Ok(ExitCode::SUCCESS);
     }
+    // What this host and build lack fails every run: refuse before the first, with the fix.
+    crate::doctor::check_scenario(&scenario, &crate::doctor::diagnose())?;
     let out_dir = match &args.out {
         Some(dir) => dir.clone(),
         None => default_out_dir(&scenario.name),

@@ -17,20 +17,38 @@ pub struct ValidateArgs {
     /// README, "Plan size").
     #[arg(long)]
     pub force: bool,
+    /// Also check that this host and build can run each scenario, as `gpushare run` does
+    /// before its first run: the torch feature for torch workloads, an NVIDIA GPU for GPU
+    /// tenants, the MPS control program for `mps`, MIG instances of each profile for `mig`.
+    /// Without it, validation does not depend on the host.
+    #[arg(long)]
+    pub host: bool,
 }
 
 /// Checks every file and reports every problem; exit 2 if any file is invalid.
 pub fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
     let mut n_bad = 0;
+    let host = args.host.then(crate::doctor::diagnose);
     for arg in &args.files {
-        let checked = scenario::resolve(arg).and_then(|(scenario, _, path)| {
-            let budget = scenario::check_budget(&scenario, args.force)?;
-            Ok((scenario, path, budget))
-        });
+        let checked =
+            scenario::resolve(arg)
+                .map_err(CliError::from)
+                .and_then(|(scenario, _, path)| {
+                    let budget = scenario::check_budget(&scenario, args.force)?;
+                    if let Some(report) = &host {
+                        crate::doctor::check_scenario(&scenario, report)?;
+                    }
+                    Ok((scenario, path, budget))
+                });
         match checked {
             Ok((scenario, path, budget)) => {
+                let here = if host.is_some() {
+                    ", runs on this host"
+                } else {
+                    ""
+                };
                 println!(
-                    "{}: ok, scenario `{}`, {budget}",
+                    "{}: ok, scenario `{}`, {budget}{here}",
                     path.display(),
                     scenario.name
                 );

@@ -12,7 +12,7 @@ use super::error::{locate, Problem, Problems};
 use super::model::{RunSettings, Scenario, Slo, Tenant};
 use super::spec::{ModeSpec, RunSpec, ScenarioSpec, TenantSpec};
 use crate::limits::{self, run, tenant, FloatLimit, IntLimit};
-use crate::sharing::{MigSetting, ModeSetting, MpsSetting, TenantSharing};
+use crate::sharing::{mig_profiles, MigSetting, ModeSetting, MpsSetting, TenantSharing};
 use crate::workload::{self, ParamValue, Params};
 
 /// The most replicas one tenant may have: each is a process with its own GPU context.
@@ -345,11 +345,20 @@ impl Checker<'_> {
                     );
                     vec![]
                 }
-                Some(profile) => self
-                    .string_axis(profile, &field("profile"))
-                    .into_iter()
-                    .map(|profile| ModeSetting::Mig(MigSetting { profile }))
-                    .collect(),
+                Some(profile) => {
+                    let names = self.string_axis(profile, &field("profile"));
+                    for name in names.iter().filter(|n| !mig_profiles::is_known(n)) {
+                        self.problem(
+                            profile.span(),
+                            field("profile"),
+                            mig_profiles::unknown_profile_message(name),
+                        );
+                    }
+                    names
+                        .into_iter()
+                        .map(|profile| ModeSetting::Mig(MigSetting { profile }))
+                        .collect()
+                }
             },
             other => {
                 self.problem(
@@ -560,6 +569,12 @@ impl Checker<'_> {
                     mig.get_ref().profile.span(),
                     field("mig.profile"),
                     "must name a MIG profile, for example \"1g.18gb\"",
+                );
+            } else if !mig_profiles::is_known(&profile) {
+                self.problem(
+                    mig.get_ref().profile.span(),
+                    field("mig.profile"),
+                    mig_profiles::unknown_profile_message(&profile),
                 );
             }
             sharing.mig_profile = Some(profile);

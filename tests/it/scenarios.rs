@@ -519,3 +519,67 @@ fn unreadable_scenarios_say_why() {
         )
     );
 }
+
+#[test]
+fn an_unknown_mig_profile_is_refused_at_validation() {
+    let text = "name = \"m\"\n[[modes]]\nmode = \"mig\"\nprofile = \"9g.999gb\"\n[[tenants]]\nname = \"a\"\nworkload = \"cpu.synthetic\"\nmig = { profile = \"3g.70gb\" }\n";
+    let p = problems(text);
+    let lines: Vec<&str> = p.lines().collect();
+    assert_eq!(lines.len(), 2, "{p}");
+    assert!(
+        lines[0].starts_with(
+            "s.toml:4:11: `modes[0].profile`: \"9g.999gb\" is not a MIG profile of any GPU gpushare knows; known: A30 24GB: 1g.6gb, 2g.12gb, 4g.24gb; "
+        ),
+        "{p}"
+    );
+    assert!(
+        lines[1].starts_with(
+            "s.toml:8:19: `tenants[0].mig.profile`: \"3g.70gb\" is not a MIG profile of any GPU gpushare knows (did you mean \"3g.71gb\"?); known: "
+        ),
+        "{p}"
+    );
+}
+
+/// A build without the torch feature refuses a torch scenario before its first run, with
+/// the fix; `validate` stays host-independent unless `--host`.
+#[cfg(not(feature = "torch"))]
+#[test]
+fn run_refuses_what_this_build_cannot_run_before_the_first_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scenario(
+        dir.path(),
+        "torch.toml",
+        "name = \"t\"\n[[modes]]\nmode = \"time-slicing\"\n[[tenants]]\nname = \"r\"\nworkload = \"train.resnet50\"\nparams = { device = \"cpu\", tiny = true }\n",
+    );
+    let study = dir.path().join("study");
+    let out = gpushare()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&study)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let fix = "built without the `torch` feature: build with `scripts/with-libtorch.sh cargo build --release --features torch` (README, \"Torch workloads\")";
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: checking this host for scenario `t`: tenant `r` (train.resnet50) cannot run with this build: {fix}\n"
+        )
+    );
+    assert!(!study.exists(), "nothing ran, nothing was written");
+    let plain = gpushare().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(plain.status.code(), Some(0));
+    let here = gpushare()
+        .args(["validate", "--host"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(here.status.code(), Some(2));
+    assert_eq!(
+        stderr(&here),
+        format!(
+            "checking this host for scenario `t`: tenant `r` (train.resnet50) cannot run with this build: {fix}\n1 of 1 file(s) invalid\n"
+        )
+    );
+}
