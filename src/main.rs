@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -8,7 +9,8 @@ fn main() -> ExitCode {
     match cli::run(Cli::parse()) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", error_chain(&err));
+            // Nothing more to do if stderr is gone; the exit code still tells.
+            let _ = writeln!(std::io::stderr(), "error: {}", error_chain(&err));
             ExitCode::from(err.exit_code())
         }
     }

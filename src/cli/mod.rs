@@ -10,6 +10,7 @@ mod validate;
 
 pub use error::CliError;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -24,13 +25,16 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The study ran, but at least one run was INVALID or FAILED.
     pub const INVALID_RUN: u8 = 3;
+    /// `report`: the study holds fewer runs than its plan (interrupted, killed, running).
+    pub const INCOMPLETE: u8 = 4;
     /// SIGINT or SIGTERM: stopped early, partial results written.
     pub const INTERRUPTED: u8 = 130;
 }
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success and every run VALID; 1 gpushare failed; 2 bad command line or invalid
-scenario (nothing ran); 3 a run was INVALID or FAILED; 130 interrupted (partial results written).
+scenario (nothing ran); 3 a run was INVALID or FAILED; 4 `report` of an incomplete study
+(fewer runs recorded than planned); 130 interrupted (partial results written).
 
 Start with `gpushare doctor`, then `gpushare run` (the default scenario) or
 `gpushare run scenarios/<file>.toml`. `gpushare list` shows workloads, modes and scenarios.";
@@ -107,7 +111,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Worker => match crate::worker::run() {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(err) => {
-                eprintln!("gpushare worker: {err}");
+                let _ = writeln!(std::io::stderr(), "gpushare worker: {err}");
                 Ok(ExitCode::from(err.exit_code()))
             }
         },

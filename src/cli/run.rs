@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -5,6 +6,7 @@ use clap::Args;
 
 use super::{exit, CliError};
 use crate::isolation::ProcessIsolation;
+use crate::limits;
 use crate::metrics;
 use crate::monitor::MonitorConfig;
 use crate::report::{self, Format};
@@ -20,14 +22,15 @@ pub struct RunArgs {
     /// Write the study into exactly this directory [default: results/<timestamp>-<scenario>].
     #[arg(long, short)]
     pub out: Option<PathBuf>,
-    /// Replace the study already in --out.
+    /// Replace the study already in --out, and accept a plan beyond the size limits
+    /// (runs, workers per run, estimated wall time; README, "Plan size").
     #[arg(long)]
     pub force: bool,
     /// Override every run's measured window: `30s`, `500ms`, `2m`, or seconds.
     #[arg(long, short, value_parser = parse_duration)]
     pub duration: Option<f64>,
     /// Override the scenario's number of repetitions.
-    #[arg(long, short, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, short, value_parser = clap::value_parser!(u32).range(limits::cli::REPETITIONS.min..=limits::cli::REPETITIONS.max))]
     pub repetitions: Option<u32>,
     /// Print the expanded plan and run nothing.
     #[arg(long)]
@@ -57,11 +60,7 @@ fn parse_duration(text: &str) -> Result<f64, String> {
             .map_err(|e| format!("{e}; write e.g. 30s, 500ms, 2m or a number of seconds"))?
             .as_secs_f64(),
     };
-    if seconds.is_finite() && seconds > 0.0 {
-        Ok(seconds)
-    } else {
-        Err(format!("must be a positive duration, got {text}"))
-    }
+    limits::cli::DURATION_S.check(seconds)
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
@@ -69,7 +68,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         Some(path) => path.clone(),
         None => {
             let (name, why) = scenario::default_scenario(&crate::gpu::host_gpus());
-            eprintln!("no scenario given: running the shipped `{name}` ({why})");
+            runner::say(&format!(
+                "no scenario given: running the shipped `{name}` ({why})"
+            ));
             PathBuf::from(name)
         }
     };
@@ -80,11 +81,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     if let Some(n) = args.repetitions {
         scenario.run.repetitions = n;
     }
+    // Counted before anything is expanded, so a plan too large to run is refused at once.
+    let budget = scenario::check_budget(&scenario, args.force)?;
     let plan = Plan::expand(&scenario);
     if args.dry_run {
         print!("{}", plan.describe(&scenario));
+        println!("estimated: {budget}");
         return Ok(ExitCode::SUCCESS);
     }
+    // What this host and build lack fails every run: refuse before the first, with the fix.
+    crate::doctor::check_scenario(&scenario, &crate::doctor::diagnose())?;
     let out_dir = match &args.out {
         Some(dir) => dir.clone(),
         None => default_out_dir(&scenario.name),
@@ -97,13 +103,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     }
     let isolation = ProcessIsolation::new(None).map_err(runner::RunnerError::from)?;
     let progress = Progress::new(plan.runs.len());
-    eprintln!(
-        "running `{}` from {}: {} run(s), writing {}",
+    progress.note(&format!(
+        "running `{}` from {}: {} run(s), about {}, writing {}",
         scenario.name,
         path.display(),
         plan.runs.len(),
+        scenario::wall_time(budget.estimated_s),
         out_dir.join(store::RUN_FILE).display()
-    );
+    ));
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     let study = runtime.block_on(runner::run_study(
         StudyInput {
@@ -122,12 +129,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         },
         &progress,
     ))?;
-    print!("{}", report::render(&study, args.format));
-    eprintln!(
+    // run.json is written; a reader that went away loses only the printed report.
+    let _ = write!(std::io::stdout(), "{}", report::render(&study, args.format));
+    runner::say(&format!(
         "results: {} (re-render with `gpushare report {}`)",
         out_dir.join(store::RUN_FILE).display(),
         out_dir.display()
-    );
+    ));
     let all_valid = metrics::analyze(&study)
         .runs
         .iter()
@@ -160,7 +168,22 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(0.5));
         assert_eq!(parse_duration("2m"), Ok(120.0));
         assert_eq!(parse_duration("1.5"), Ok(1.5));
-        assert!(parse_duration("0").unwrap_err().contains("positive"));
+        assert_eq!(
+            parse_duration("0").unwrap_err(),
+            "must be a number of seconds above 0 and at most 86400, got 0"
+        );
+        assert_eq!(
+            parse_duration("1e12").unwrap_err(),
+            "must be a number of seconds above 0 and at most 86400, got 1000000000000"
+        );
+        assert_eq!(
+            parse_duration("1e308").unwrap_err(),
+            "must be a number of seconds above 0 and at most 86400, got 1e308"
+        );
+        assert_eq!(
+            parse_duration("inf").unwrap_err(),
+            "must be a number of seconds above 0 and at most 86400, got inf"
+        );
         assert!(parse_duration("soon")
             .unwrap_err()
             .contains("write e.g. 30s"));

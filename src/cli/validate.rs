@@ -4,32 +4,58 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{exit, CliError};
+use crate::errors::error_chain;
 use crate::scenario;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Scenario files to check (for example `scenarios/*.toml`).
+    /// Scenario files to check (for example `scenarios/*.toml`), or names of shipped
+    /// scenarios (`smoke-cpu`), as `gpushare run` takes them.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Accept a plan beyond the size limits (runs, workers per run, estimated wall time;
+    /// README, "Plan size").
+    #[arg(long)]
+    pub force: bool,
+    /// Also check that this host and build can run each scenario, as `gpushare run` does
+    /// before its first run: the torch feature for torch workloads, an NVIDIA GPU for GPU
+    /// tenants, the MPS control program for `mps`, MIG instances of each profile for `mig`.
+    /// Without it, validation does not depend on the host.
+    #[arg(long)]
+    pub host: bool,
 }
 
 /// Checks every file and reports every problem; exit 2 if any file is invalid.
 pub fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
     let mut n_bad = 0;
-    for path in &args.files {
-        match scenario::load(path) {
-            Ok((scenario, _)) => {
-                let plan = scenario::Plan::expand(&scenario);
+    let host = args.host.then(crate::doctor::diagnose);
+    for arg in &args.files {
+        let checked =
+            scenario::resolve(arg)
+                .map_err(CliError::from)
+                .and_then(|(scenario, _, path)| {
+                    let budget = scenario::check_budget(&scenario, args.force)?;
+                    if let Some(report) = &host {
+                        crate::doctor::check_scenario(&scenario, report)?;
+                    }
+                    Ok((scenario, path, budget))
+                });
+        match checked {
+            Ok((scenario, path, budget)) => {
+                let here = if host.is_some() {
+                    ", runs on this host"
+                } else {
+                    ""
+                };
                 println!(
-                    "{}: ok, scenario `{}`, {} run(s)",
+                    "{}: ok, scenario `{}`, {budget}{here}",
                     path.display(),
-                    scenario.name,
-                    plan.runs.len()
+                    scenario.name
                 );
             }
             Err(err) => {
                 n_bad += 1;
-                eprintln!("{err}");
+                eprintln!("{}", error_chain(&err));
             }
         }
     }

@@ -4,11 +4,14 @@
 //! **Invariant:** reports measure nothing; every view is computed from a
 //! [`crate::results::Study`] alone, so any study can be re-rendered later.
 
+pub mod completeness;
 mod format;
 pub mod snapshot;
 pub mod text;
 
 use serde::Serialize;
+
+pub use completeness::{Completeness, Incomplete};
 
 use crate::metrics::{self, Analysis};
 use crate::results::Study;
@@ -32,6 +35,13 @@ struct JsonReport<'a> {
     scenario: &'a str,
     started_at: &'a str,
     interrupted: bool,
+    /// Runs the plan has.
+    planned_runs: usize,
+    /// Runs that ran to their end.
+    recorded_runs: usize,
+    /// Why fewer runs were recorded than planned; absent for a complete study.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incomplete: Option<String>,
     environment: &'a crate::environment::Environment,
     analysis: &'a Analysis,
 }
@@ -44,10 +54,14 @@ pub fn render(study: &Study, format: Format) -> String {
         Format::Markdown => text::render(study, &analysis, text::TextStyle::Markdown),
         Format::Summary => snapshot::render(study, &analysis),
         Format::Json => {
+            let completeness = Completeness::of(study);
             let report = JsonReport {
                 scenario: &study.scenario.name,
                 started_at: &study.started_at,
                 interrupted: study.interrupted,
+                planned_runs: completeness.planned,
+                recorded_runs: completeness.recorded,
+                incomplete: completeness.sentence(),
                 environment: &study.environment,
                 analysis: &analysis,
             };

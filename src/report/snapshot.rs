@@ -24,6 +24,9 @@ pub fn render(study: &Study, analysis: &Analysis) -> String {
     let mut out = format!("scenario: {}\n", study.scenario.name);
     let n_valid = analysis.runs.iter().filter(|r| r.verdict.valid).count();
     out.push_str(&format!("runs: {n_valid}/{} VALID\n", analysis.runs.len()));
+    if let Some(sentence) = super::Completeness::of(study).sentence() {
+        out.push_str(&format!("{sentence}\n"));
+    }
     for group in &analysis.groups {
         out.push_str(&format!(
             "{} c{}: {}/{} VALID",

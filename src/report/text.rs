@@ -46,6 +46,9 @@ pub fn render(study: &Study, analysis: &Analysis, style: TextStyle) -> String {
             ""
         }
     ));
+    if let Some(sentence) = super::Completeness::of(study).sentence() {
+        out.push_str(&format!("{sentence}\n"));
+    }
     if analysis
         .groups
         .iter()

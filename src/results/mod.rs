@@ -10,4 +10,4 @@ pub mod schema;
 pub mod store;
 
 pub use schema::{Study, SCHEMA_VERSION};
-pub use store::{read_study, write_study, StoreError, RUN_FILE, RUN_FILE_GZ};
+pub use store::{read_study, write_study, StoreError, StudyLock, RUN_FILE, RUN_FILE_GZ};

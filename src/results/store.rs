@@ -1,6 +1,8 @@
 //! Reading and writing `run.json`. Writes are atomic (a temporary file in the same
 //! directory, then a rename), so a reader never sees half a study, even when the runner
-//! is killed mid-write.
+//! is killed mid-write. While a runner writes a study it holds an advisory lock on
+//! `run.lock` beside it, which the kernel releases however the runner ends: a reader
+//! tells a study still being written from one whose runner was killed.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,8 @@ use super::schema::{Study, READABLE_SCHEMA_VERSIONS};
 pub const RUN_FILE: &str = "run.json";
 /// The same, gzipped: how large raw results are kept in a repository.
 pub const RUN_FILE_GZ: &str = "run.json.gz";
+/// Locked (flock) by the runner while it writes the study in the same directory.
+pub const LOCK_FILE: &str = "run.lock";
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -36,6 +40,80 @@ pub enum StoreError {
         readable_versions()
     )]
     Version { path: PathBuf, found: u64 },
+    #[error(
+        "reading {path}: not a gpushare study (no `schema_version`; a study's run.json is written by `gpushare run`)"
+    )]
+    NotAStudy { path: PathBuf },
+    #[error("locking {path}: another `gpushare run` is writing a study in this directory")]
+    Locked { path: PathBuf },
+}
+
+/// Held while a runner writes a study; the lock goes with the file descriptor, so the
+/// kernel releases it on any exit, SIGKILL included.
+#[derive(Debug)]
+pub struct StudyLock {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl StudyLock {
+    /// Takes the lock of the study directory `dir`, creating it if needed.
+    pub fn acquire(dir: &Path) -> Result<StudyLock, StoreError> {
+        let path = dir.join(LOCK_FILE);
+        let err = |source| StoreError::Write {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(err)?;
+        if !try_lock(&file).map_err(err)? {
+            return Err(StoreError::Locked { path });
+        }
+        Ok(StudyLock { path, _file: file })
+    }
+
+    /// Removes the lock file, then releases the lock as the file closes.
+    pub fn release(self) {
+        // Best effort: a lock file left behind is only a name; nobody holds it.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether a runner holds the lock of the study at `path` (a directory or its run.json)
+/// now: the study is still being written.
+pub fn is_being_written(path: &Path) -> bool {
+    let dir = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(Path::new("."))
+    };
+    match std::fs::File::open(dir.join(LOCK_FILE)) {
+        // Taking the lock ourselves for an instant tells whether another process holds it;
+        // it is released when `file` closes at the end of this arm.
+        Ok(file) => matches!(try_lock(&file), Ok(false)),
+        Err(_) => false,
+    }
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: true when taken, false when another process holds it.
+fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this function borrows for the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(err)
+    }
 }
 
 /// Writes a study atomically, creating the directory if needed.
@@ -76,10 +154,9 @@ pub fn read_study(path: &Path) -> Result<Study, StoreError> {
             path: path.clone(),
             source,
         })?;
-    let found = value
-        .get("schema_version")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0);
+    let Some(found) = value.get("schema_version").and_then(|v| v.as_u64()) else {
+        return Err(StoreError::NotAStudy { path });
+    };
     if !READABLE_SCHEMA_VERSIONS.contains(&u32::try_from(found).unwrap_or(u32::MAX)) {
         return Err(StoreError::Version { path, found });
     }
@@ -137,6 +214,45 @@ mod tests {
                 path.display()
             )
         );
+    }
+
+    #[test]
+    fn json_without_a_schema_version_is_not_a_study() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RUN_FILE);
+        for text in ["{}", "[1, 2]", r#"{"schema_version": "2"}"#] {
+            std::fs::write(&path, text).unwrap();
+            let err = read_study(dir.path()).unwrap_err();
+            assert_eq!(
+                chain(&err),
+                format!(
+                    "reading {}: not a gpushare study (no `schema_version`; a study's run.json is written by `gpushare run`)",
+                    path.display()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_held_lock_says_the_study_is_being_written_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_being_written(dir.path()));
+        let lock = StudyLock::acquire(dir.path()).unwrap();
+        // flock locks belong to the open file: a second open, as another process's,
+        // does not get it.
+        assert!(is_being_written(dir.path()));
+        assert!(is_being_written(&dir.path().join(RUN_FILE)));
+        let err = StudyLock::acquire(dir.path()).unwrap_err();
+        assert_eq!(
+            chain(&err),
+            format!(
+                "locking {}: another `gpushare run` is writing a study in this directory",
+                dir.path().join(LOCK_FILE).display()
+            )
+        );
+        lock.release();
+        assert!(!is_being_written(dir.path()));
+        assert!(!dir.path().join(LOCK_FILE).exists());
     }
 
     #[test]

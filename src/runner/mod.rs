@@ -10,7 +10,7 @@ mod progress;
 mod run;
 mod worker_process;
 
-pub use progress::Progress;
+pub use progress::{say, Progress};
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -55,6 +55,9 @@ pub struct StudyInput<'a> {
 /// Runs every planned run in order and returns the study, also written to
 /// `out_dir/run.json`. Stops early, keeping what it has, on SIGINT or SIGTERM.
 pub async fn run_study(input: StudyInput<'_>, progress: &Progress) -> Result<Study, RunnerError> {
+    // Held until the study is written in full: a report meanwhile says "still running",
+    // and one after a SIGKILL finds it released.
+    let lock = store::StudyLock::acquire(&input.out_dir)?;
     let interrupt = listen_for_signals(progress.clone())?;
     let mut study = Study {
         schema_version: SCHEMA_VERSION,
@@ -99,6 +102,7 @@ pub async fn run_study(input: StudyInput<'_>, progress: &Progress) -> Result<Stu
     // Plain data with string keys: serializing it cannot fail.
     study.analysis = serde_json::to_value(metrics::analyze(&study)).ok();
     store::write_study(&path, &study)?;
+    lock.release();
     progress.finish();
     Ok(study)
 }

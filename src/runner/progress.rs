@@ -1,6 +1,9 @@
 //! Progress on stderr: a bar on a terminal, one line per run otherwise (CI logs).
+//!
+//! Progress never takes a study down: a closed or broken stderr (`gpushare run 2>&1 |
+//! head -1`) loses the lines, not the runs. Nothing here panics on a failed write.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -39,7 +42,7 @@ impl Progress {
     pub fn start_run(&self, idx: usize, id: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(id.to_string()),
-            None => eprintln!("[{}/{}] {id} ...", idx + 1, self.n_runs),
+            None => say(&format!("[{}/{}] {id} ...", idx + 1, self.n_runs)),
         }
     }
 
@@ -61,7 +64,7 @@ impl Progress {
     pub fn note(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => say(line),
         }
     }
 
@@ -70,4 +73,9 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// One line on stderr, dropped when stderr is closed or broken (`eprintln!` would panic).
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

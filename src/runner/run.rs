@@ -10,6 +10,7 @@ use tokio::time::sleep_until;
 
 use super::worker_process::{Event, EventKind, WorkerProcess};
 use crate::isolation::Isolation;
+use crate::limits;
 use crate::monitor::{self, MonitorConfig};
 use crate::results::schema::{RunRecord, RunStatus, Samples, TenantRecord, WindowRecord};
 use crate::scenario::{Plan, PlannedRun, Scenario, TenantInstance};
@@ -266,7 +267,7 @@ async fn measure_group(
     drop(tx);
 
     let outcome = async {
-        let ready_deadline = tokio::time::Instant::now() + secs(settings.ready_timeout_s);
+        let ready_deadline = after(settings.ready_timeout_s);
         while session.phases.contains(&Phase::Starting) {
             tokio::select! {
                 event = rx.recv() => session.handle(event)?,
@@ -288,7 +289,7 @@ async fn measure_group(
             .iter_mut()
             .for_each(|p| *p = Phase::Measuring);
         let go = Instant::now();
-        let window_end = tokio::time::Instant::now() + secs(settings.duration_s);
+        let window_end = after(settings.duration_s);
         let ended = loop {
             tokio::select! {
                 event = rx.recv() => {
@@ -332,8 +333,11 @@ async fn measure_group(
 
 const INTERRUPTED: &str = "interrupted by a signal";
 
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s.max(0.0))
+/// The instant `s` seconds from now. Validated settings always convert; anything else
+/// (which validation rejects) waits as long as an instant can, rather than panicking.
+fn after(s: f64) -> tokio::time::Instant {
+    let wait = limits::duration_from_secs(s.max(0.0)).unwrap_or(Duration::MAX);
+    limits::deadline(tokio::time::Instant::now(), wait)
 }
 
 /// Sends Stop to every worker still running and waits for their summaries, so the
@@ -349,7 +353,7 @@ async fn shutdown(
             worker.send(ToWorker::Stop { v: VERSION }).await;
         }
     }
-    let deadline = tokio::time::Instant::now() + secs(stop_timeout_s);
+    let deadline = after(stop_timeout_s);
     let mut first_error = None;
     while session.phases.iter().any(|p| *p != Phase::Done) {
         tokio::select! {

@@ -11,9 +11,30 @@ pub enum ScenarioError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "reading scenario {path}: it is not a text file (no UTF-8 at byte {offset}); a scenario is a TOML file"
+    )]
+    NotText { path: PathBuf, offset: usize },
+    #[error(
+        "finding scenario {arg}: no such file and no shipped scenario of that name{suggestion}; shipped: {shipped}"
+    )]
+    NotFound {
+        arg: PathBuf,
+        suggestion: String,
+        shipped: String,
+    },
     /// The file is not valid TOML or does not match the format. Nothing runs.
     #[error("{0}")]
     Invalid(Problems),
+    /// The plan exceeds a size limit of [`super::budget`] and `--force` was not given.
+    #[error(
+        "planning scenario `{scenario}`: {over} ({budget}): shrink the sweep, or add --force to accept it"
+    )]
+    TooLarge {
+        scenario: String,
+        over: String,
+        budget: String,
+    },
     #[error("planning scenario `{scenario}`: {reason}")]
     Plan { scenario: String, reason: String },
 }
@@ -76,5 +97,24 @@ mod tests {
         assert_eq!(locate(src, 6), (2, 1));
         // "bé" is 3 bytes; the space after it is the third character.
         assert_eq!(locate(src, 9), (2, 3));
+    }
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_file_names_the_reason() {
+        // Tests run as root here, where no file mode denies reading: the error the
+        // kernel gives a user without permission, as the chain prints it.
+        let err = ScenarioError::Read {
+            path: PathBuf::from("s.toml"),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        };
+        assert_eq!(
+            crate::errors::error_chain(&err),
+            "reading scenario s.toml: Permission denied (os error 13)"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! turns the text into a validated [`Scenario`] and a [`Plan`]; it never touches a GPU or
 //! starts a process.
 
+mod budget;
 mod error;
 mod model;
 mod plan;
@@ -11,6 +12,9 @@ mod shipped;
 mod spec;
 mod validate;
 
+pub use budget::{
+    wall_time, Budget, MAX_ESTIMATED_S, MAX_RUNS, MAX_WORKERS_PER_RUN, OVERHEAD_PER_WINDOW_S,
+};
 pub use error::{Problem, Problems, ScenarioError};
 pub use model::{RunSettings, Scenario, Slo, Tenant};
 pub use plan::{Plan, PlannedRun, TenantConfig, TenantInstance};
@@ -72,15 +76,49 @@ pub fn resolve(arg: &Path) -> Result<(Scenario, String, PathBuf), ScenarioError>
             return Ok((scenario, text.to_string(), path));
         }
     }
-    let (scenario, source) = load(arg)?;
-    Ok((scenario, source, arg.to_path_buf()))
+    match load(arg) {
+        // A bare name (no folder) may have been meant as a shipped scenario.
+        Err(ScenarioError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound && arg.components().count() == 1 =>
+        {
+            Err(not_found(arg))
+        }
+        Err(err) => Err(err),
+        Ok((scenario, source)) => Ok((scenario, source, arg.to_path_buf())),
+    }
+}
+
+/// Neither a file nor a shipped scenario: says so, with the shipped name it is closest to.
+fn not_found(arg: &Path) -> ScenarioError {
+    let text = arg.to_string_lossy();
+    let stem = text.strip_suffix(".toml").unwrap_or(&text);
+    let suggestion = SHIPPED
+        .iter()
+        .map(|(name, _)| (strsim::jaro_winkler(name, stem), *name))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| format!(" (did you mean `{name}`?)"))
+        .unwrap_or_default();
+    ScenarioError::NotFound {
+        arg: arg.to_path_buf(),
+        suggestion,
+        shipped: SHIPPED
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> Result<(Scenario, String), ScenarioError> {
-    let source = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
         path: path.to_path_buf(),
         source,
+    })?;
+    let source = String::from_utf8(bytes).map_err(|err| ScenarioError::NotText {
+        path: path.to_path_buf(),
+        offset: err.utf8_error().valid_up_to(),
     })?;
     let scenario = validate::parse(path, &source).map_err(ScenarioError::Invalid)?;
     Ok((scenario, source))
@@ -89,6 +127,22 @@ pub fn load(path: &Path) -> Result<(Scenario, String), ScenarioError> {
 /// Validates scenario text; `path` names it in messages.
 pub fn parse(path: &Path, source: &str) -> Result<Scenario, ScenarioError> {
     validate::parse(path, source).map_err(ScenarioError::Invalid)
+}
+
+/// The plan's size and estimated wall time, or an error when it exceeds a limit and
+/// `force` is not given. Call it before [`Plan::expand`]: it counts without expanding.
+pub fn check_budget(scenario: &Scenario, force: bool) -> Result<Budget, ScenarioError> {
+    let budget = Budget::of(scenario);
+    let over = budget.over_limits();
+    if over.is_empty() || force {
+        Ok(budget)
+    } else {
+        Err(ScenarioError::TooLarge {
+            scenario: scenario.name.clone(),
+            over: over.join(", "),
+            budget: budget.to_string(),
+        })
+    }
 }
 
 /// Replaces every run's measured window, as `--duration` asks.

@@ -5,16 +5,18 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 
+use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{locate, Problem, Problems};
 use super::model::{RunSettings, Scenario, Slo, Tenant};
 use super::spec::{ModeSpec, RunSpec, ScenarioSpec, TenantSpec};
-use crate::sharing::{MigSetting, ModeSetting, MpsSetting, TenantSharing};
+use crate::limits::{self, run, tenant, FloatLimit, IntLimit};
+use crate::sharing::{mig_profiles, MigSetting, ModeSetting, MpsSetting, TenantSharing};
 use crate::workload::{self, ParamValue, Params};
 
 /// The most replicas one tenant may have: each is a process with its own GPU context.
-pub const MAX_REPLICAS: i64 = 64;
+pub const MAX_REPLICAS: i64 = tenant::REPLICAS.max;
 
 /// Parses and validates scenario text. `path` is only used in messages.
 pub fn parse(path: &Path, source: &str) -> Result<Scenario, Problems> {
@@ -22,11 +24,22 @@ pub fn parse(path: &Path, source: &str) -> Result<Scenario, Problems> {
         source,
         problems: Vec::new(),
     };
-    let spec: ScenarioSpec = match toml::from_str(source) {
-        Ok(spec) => spec,
+    let root = match toml::de::DeTable::parse(source) {
+        Ok(root) => root,
         Err(err) => {
-            let span = err.span().unwrap_or(0..0);
-            checker.problem(span, "", err.message().trim_end().to_string());
+            checker.toml_error(&err, 0..0);
+            return Err(checker.finish(path));
+        }
+    };
+    let spec = match ScenarioSpec::deserialize(toml::de::Deserializer::from(root.clone())) {
+        Ok(spec) => spec,
+        Err(first) => {
+            // Serde stops at the first mistake; each table deserialized on its own finds
+            // the mistakes of the others too.
+            checker.format_problems(root);
+            if checker.problems.is_empty() {
+                checker.toml_error(&first, 0..0);
+            }
             return Err(checker.finish(path));
         }
     };
@@ -57,6 +70,44 @@ impl Checker<'_> {
             field: field.into(),
             message: message.into(),
         });
+    }
+
+    fn toml_error(&mut self, err: &toml::de::Error, fallback: Range<usize>) {
+        let span = err.span().unwrap_or(fallback);
+        self.problem(span, "", err.message().trim_end().to_string());
+    }
+
+    /// Every format problem (unknown or missing fields, wrong types) of a document that
+    /// did not deserialize: each top-level field, `[run]`, and every mode and tenant alone.
+    fn format_problems(&mut self, root: Spanned<toml::de::DeTable<'_>>) {
+        const FIELDS: [&str; 5] = ["name", "description", "run", "modes", "tenants"];
+        let table = root.into_inner();
+        for required in ["name", "modes", "tenants"] {
+            if !table.keys().any(|k| k.get_ref() == required) {
+                self.problem(0..0, "", format!("missing field `{required}`"));
+            }
+        }
+        for (key, value) in table {
+            let span = value.span();
+            let result = match key.get_ref().as_ref() {
+                "name" | "description" => piece::<String>(value),
+                "run" => piece::<RunSpec>(value),
+                "modes" => pieces::<ModeSpec>(value),
+                "tenants" => pieces::<TenantSpec>(value),
+                other => {
+                    let expected = FIELDS.map(|f| format!("`{f}`")).join(", ");
+                    self.problem(
+                        key.span(),
+                        "",
+                        format!("unknown field `{other}`, expected one of {expected}"),
+                    );
+                    vec![]
+                }
+            };
+            for err in result {
+                self.toml_error(&err, span.clone());
+            }
+        }
     }
 
     fn finish(mut self, path: &Path) -> Problems {
@@ -92,53 +143,66 @@ impl Checker<'_> {
     }
 
     fn run(&mut self, spec: &RunSpec) -> RunSettings {
-        let duration_s = self.positive(
+        let duration_s = self.float(
             &spec.duration_s,
             "run.duration_s",
+            run::DURATION_S,
             RunSettings::DEFAULT_DURATION_S,
         );
-        let warmup_s = self.non_negative(
+        let warmup_s = self.float(
             &spec.warmup_s,
             "run.warmup_s",
+            run::WARMUP_S,
             RunSettings::DEFAULT_WARMUP_S,
         );
-        let repetitions = self.int_in(
+        let repetitions = self.int(
             &spec.repetitions,
             "run.repetitions",
-            1..=1000,
+            run::REPETITIONS,
             i64::from(RunSettings::DEFAULT_REPETITIONS),
         ) as u32;
-        let min_samples = self.int_in(
+        let min_samples = self.int(
             &spec.min_samples,
             "run.min_samples",
-            1..=i64::MAX,
+            run::MIN_SAMPLES,
             RunSettings::DEFAULT_MIN_SAMPLES as i64,
         ) as u64;
         let min_duration_s = spec.min_duration_s.as_ref().map(|v| {
             let value = *v.get_ref();
-            if !(value >= 0.0 && value <= duration_s) {
+            if !run::MIN_DURATION_S.contains(value) {
+                let reason = run::MIN_DURATION_S.check(value).unwrap_err();
+                self.problem(v.span(), "run.min_duration_s", reason);
+                return 0.0;
+            }
+            if value > duration_s {
                 self.problem(
                     v.span(),
                     "run.min_duration_s",
-                    format!("must be between 0 and run.duration_s ({duration_s}), got {value}"),
+                    format!(
+                        "must be at most run.duration_s ({}), got {}",
+                        limits::number(duration_s),
+                        limits::number(value)
+                    ),
                 );
             }
             value
         });
-        let seed = self.int_in(
+        let seed = self.int(
             &spec.seed,
             "run.seed",
-            0..=i64::MAX,
+            run::SEED,
             RunSettings::DEFAULT_SEED as i64,
         ) as u64;
-        let ready_timeout_s = self.positive(
+        let ready_timeout_s = self.float(
             &spec.ready_timeout_s,
             "run.ready_timeout_s",
+            run::READY_TIMEOUT_S,
             RunSettings::DEFAULT_READY_TIMEOUT_S,
         );
-        let stop_timeout_s = self.positive(
+        let stop_timeout_s = self.float(
             &spec.stop_timeout_s,
             "run.stop_timeout_s",
+            run::STOP_TIMEOUT_S,
             RunSettings::DEFAULT_STOP_TIMEOUT_S,
         );
         RunSettings {
@@ -153,51 +217,41 @@ impl Checker<'_> {
         }
     }
 
-    fn positive(&mut self, value: &Option<Spanned<f64>>, field: &str, default: f64) -> f64 {
+    /// A number in `limit`, or the default when absent; a value outside is a problem
+    /// and reads as the default, so later checks see a usable value.
+    fn float(
+        &mut self,
+        value: &Option<Spanned<f64>>,
+        field: &str,
+        limit: FloatLimit,
+        default: f64,
+    ) -> f64 {
         let Some(v) = value else { return default };
-        let x = *v.get_ref();
-        if !(x.is_finite() && x > 0.0) {
-            self.problem(
-                v.span(),
-                field,
-                format!("must be a positive number of seconds, got {x}"),
-            );
+        match limit.check(*v.get_ref()) {
+            Ok(x) => x,
+            Err(reason) => {
+                self.problem(v.span(), field, reason);
+                default
+            }
         }
-        x
     }
 
-    fn non_negative(&mut self, value: &Option<Spanned<f64>>, field: &str, default: f64) -> f64 {
-        let Some(v) = value else { return default };
-        let x = *v.get_ref();
-        if !(x.is_finite() && x >= 0.0) {
-            self.problem(
-                v.span(),
-                field,
-                format!("must be zero or a positive number of seconds, got {x}"),
-            );
-        }
-        x
-    }
-
-    fn int_in(
+    /// An integer in `limit`, or the default when absent (or outside, with a problem).
+    fn int(
         &mut self,
         value: &Option<Spanned<i64>>,
         field: &str,
-        range: std::ops::RangeInclusive<i64>,
+        limit: IntLimit,
         default: i64,
     ) -> i64 {
         let Some(v) = value else { return default };
-        let x = *v.get_ref();
-        if !range.contains(&x) {
-            let allowed = if *range.end() == i64::MAX {
-                format!("at least {}", range.start())
-            } else {
-                format!("between {} and {}", range.start(), range.end())
-            };
-            self.problem(v.span(), field, format!("must be {allowed}, got {x}"));
-            return default;
+        match limit.check(*v.get_ref()) {
+            Ok(x) => x,
+            Err(reason) => {
+                self.problem(v.span(), field, reason);
+                default
+            }
         }
-        x
     }
 
     fn modes(&mut self, specs: &Spanned<Vec<Spanned<ModeSpec>>>) -> Vec<ModeSetting> {
@@ -264,14 +318,12 @@ impl Checker<'_> {
                 let atps = self.int_axis(
                     &spec.active_thread_percentage,
                     &field("active_thread_percentage"),
-                    1,
-                    100,
+                    tenant::MPS_ACTIVE_THREAD_PERCENTAGE,
                 );
                 let mems = self.int_axis(
                     &spec.pinned_memory_limit_mib,
                     &field("pinned_memory_limit_mib"),
-                    1,
-                    i64::MAX,
+                    tenant::MPS_PINNED_MEMORY_LIMIT_MIB,
                 );
                 let mut settings = vec![];
                 for atp in &atps {
@@ -293,11 +345,20 @@ impl Checker<'_> {
                     );
                     vec![]
                 }
-                Some(profile) => self
-                    .string_axis(profile, &field("profile"))
-                    .into_iter()
-                    .map(|profile| ModeSetting::Mig(MigSetting { profile }))
-                    .collect(),
+                Some(profile) => {
+                    let names = self.string_axis(profile, &field("profile"));
+                    for name in names.iter().filter(|n| !mig_profiles::is_known(n)) {
+                        self.problem(
+                            profile.span(),
+                            field("profile"),
+                            mig_profiles::unknown_profile_message(name),
+                        );
+                    }
+                    names
+                        .into_iter()
+                        .map(|profile| ModeSetting::Mig(MigSetting { profile }))
+                        .collect()
+                }
             },
             other => {
                 self.problem(
@@ -315,24 +376,18 @@ impl Checker<'_> {
         &mut self,
         value: &Option<Spanned<toml::Value>>,
         field: &str,
-        min: i64,
-        max: i64,
+        limit: IntLimit,
     ) -> Vec<Option<i64>> {
         let Some(v) = value else { return vec![None] };
         let mut out = vec![];
         for item in self.axis_items(v, field) {
             match item {
-                toml::Value::Integer(x) if (min..=max).contains(x) => out.push(Some(*x)),
+                toml::Value::Integer(x) if limit.contains(*x) => out.push(Some(*x)),
                 other => {
-                    let allowed = if max == i64::MAX {
-                        format!("an integer of at least {min}")
-                    } else {
-                        format!("an integer between {min} and {max}")
-                    };
                     self.problem(
                         v.span(),
                         field,
-                        format!("must be {allowed} (or a list of them), got {other}"),
+                        format!("must be {limit} (or a list of them), got {other}"),
                     );
                 }
             }
@@ -380,9 +435,11 @@ impl Checker<'_> {
             self.problem(specs.span(), "tenants", "list at least one tenant");
         }
         let mut tenants: Vec<Tenant> = vec![];
+        // A set, so ten thousand tenants validate in linear time.
+        let mut names = std::collections::BTreeSet::new();
         for (idx, spec) in specs.get_ref().iter().enumerate() {
             let tenant = self.tenant(idx, spec.get_ref());
-            if tenants.iter().any(|t| t.name == tenant.name) {
+            if !names.insert(tenant.name.clone()) {
                 self.problem(
                     spec.get_ref().name.span(),
                     format!("tenants[{idx}].name"),
@@ -428,7 +485,7 @@ impl Checker<'_> {
                 None
             }
         };
-        let replicas = self.int_in(&spec.replicas, &field("replicas"), 1..=MAX_REPLICAS, 1) as u32;
+        let replicas = self.int(&spec.replicas, &field("replicas"), tenant::REPLICAS, 1) as u32;
         let mut params = BTreeMap::new();
         for (key, value) in &spec.params {
             let param_field = field(&format!("params.{}", key.get_ref()));
@@ -468,19 +525,17 @@ impl Checker<'_> {
                     self.problem(
                         p.span(),
                         field("slo.percentile"),
-                        format!("must be above 0 and below 100, got {v}"),
+                        format!("must be above 0 and below 100, got {}", limits::number(v)),
                     );
                 }
                 v
             });
-            let target_ms = *slo_spec.target_ms.get_ref();
-            if !(target_ms.is_finite() && target_ms > 0.0) {
-                self.problem(
-                    slo_spec.target_ms.span(),
-                    field("slo.target_ms"),
-                    format!("must be a positive number of milliseconds, got {target_ms}"),
-                );
-            }
+            let target_ms = self.float(
+                &Some(slo_spec.target_ms.clone()),
+                &field("slo.target_ms"),
+                tenant::SLO_TARGET_MS,
+                1.0,
+            );
             Slo {
                 percentile,
                 target_ms,
@@ -491,18 +546,18 @@ impl Checker<'_> {
             let mps = mps.get_ref();
             sharing.mps_active_thread_percentage =
                 mps.active_thread_percentage.as_ref().map(|_| {
-                    self.int_in(
+                    self.int(
                         &mps.active_thread_percentage,
                         &field("mps.active_thread_percentage"),
-                        1..=100,
+                        tenant::MPS_ACTIVE_THREAD_PERCENTAGE,
                         100,
                     ) as u32
                 });
             sharing.mps_pinned_memory_limit_mib = mps.pinned_memory_limit_mib.as_ref().map(|_| {
-                self.int_in(
+                self.int(
                     &mps.pinned_memory_limit_mib,
                     &field("mps.pinned_memory_limit_mib"),
-                    1..=i64::MAX,
+                    tenant::MPS_PINNED_MEMORY_LIMIT_MIB,
                     1,
                 ) as u64
             });
@@ -515,6 +570,12 @@ impl Checker<'_> {
                     field("mig.profile"),
                     "must name a MIG profile, for example \"1g.18gb\"",
                 );
+            } else if !mig_profiles::is_known(&profile) {
+                self.problem(
+                    mig.get_ref().profile.span(),
+                    field("mig.profile"),
+                    mig_profiles::unknown_profile_message(&profile),
+                );
             }
             sharing.mig_profile = Some(profile);
         }
@@ -526,6 +587,28 @@ impl Checker<'_> {
             slo,
             sharing,
         }
+    }
+}
+
+/// The error of deserializing one value as a `T`, if any.
+fn piece<T: serde::de::DeserializeOwned>(
+    value: Spanned<toml::de::DeValue<'_>>,
+) -> Vec<toml::de::Error> {
+    T::deserialize(toml::de::ValueDeserializer::from(value))
+        .err()
+        .into_iter()
+        .collect()
+}
+
+/// The errors of deserializing each item of an array as a `T` (or the whole value, when
+/// it is not an array).
+fn pieces<T: serde::de::DeserializeOwned>(
+    value: Spanned<toml::de::DeValue<'_>>,
+) -> Vec<toml::de::Error> {
+    let span = value.span();
+    match value.into_inner() {
+        toml::de::DeValue::Array(items) => items.into_iter().flat_map(piece::<T>).collect(),
+        other => piece::<Vec<T>>(Spanned::new(span, other)),
     }
 }
 

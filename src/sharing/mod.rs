@@ -8,6 +8,7 @@
 
 mod error;
 pub mod mig;
+pub mod mig_profiles;
 pub mod mps;
 mod mps_janitor;
 mod plain;

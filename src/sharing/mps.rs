@@ -15,6 +15,7 @@
 //! NVIDIA's reference: <https://docs.nvidia.com/deploy/mps/>.
 
 use std::fs::{self, File};
+use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -650,7 +651,8 @@ impl Drop for MpsGuard {
     fn drop(&mut self) {
         if let Err(error) = self.teardown() {
             // Drop cannot return the error; stderr is where the user sees progress.
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "gpushare: warning: failed {}",
                 crate::errors::error_chain(&error)
             );

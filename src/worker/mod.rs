@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::limits;
 use crate::workload;
 use protocol::{FromWorker, StepSample, ToWorker, WorkerSummary, VERSION};
 
@@ -39,6 +40,15 @@ impl WorkerError {
             WorkerError::Write(_) | WorkerError::RunnerGone => 4,
         }
     }
+}
+
+/// The warm-up the start message asks for, checked: a runner of another version could send
+/// any number.
+pub fn warmup(spec: &protocol::WorkerSpec) -> Result<Duration, WorkerError> {
+    limits::run::WARMUP_S
+        .check(spec.warmup_s)
+        .and_then(limits::duration_from_secs)
+        .map_err(|reason| WorkerError::Start(format!("warmup_s {reason}")))
 }
 
 /// Runs a worker on this process's stdin and stdout until the runner says Stop.
@@ -73,7 +83,7 @@ pub fn run() -> Result<(), WorkerError> {
 fn serve(spec: &protocol::WorkerSpec, out: &mut impl Write) -> Result<(), WorkerError> {
     let prepare_start = Instant::now();
     let mut workload = workload::build(&spec.workload, &spec.params, spec.seed)?;
-    workload.prepare(Duration::from_secs_f64(spec.warmup_s))?;
+    workload.prepare(warmup(spec)?)?;
     send(
         out,
         &FromWorker::Ready {
@@ -201,7 +211,10 @@ impl Control {
             }
             // The runner is gone (stdin closed without Stop): a worker must never outlive
             // it, so leave now rather than finish the window.
-            eprintln!("gpushare worker: the runner closed stdin; exiting");
+            let _ = writeln!(
+                std::io::stderr(),
+                "gpushare worker: the runner closed stdin; exiting"
+            );
             std::process::exit(4);
         });
         Control { go, stop }

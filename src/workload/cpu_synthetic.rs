@@ -4,6 +4,7 @@
 //! Its `fault` parameter makes a worker crash, hang or exit early on purpose, so the
 //! runner's failure handling is tested through the real process boundary.
 
+use crate::limits::workload as limits;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -40,25 +41,25 @@ impl CpuSynthetic {
     pub const PARAMS: &'static [ParamInfo] = &[
         ParamInfo {
             name: "step_ms",
-            kind: ParamKind::Float,
+            kind: ParamKind::Float(limits::MILLIS),
             default: "1.0",
             doc: "CPU time each step spins, in milliseconds",
         },
         ParamInfo {
             name: "jitter_ms",
-            kind: ParamKind::Float,
+            kind: ParamKind::Float(limits::MILLIS),
             default: "0.0",
             doc: "uniform random extra time per step, 0..jitter_ms, from the tenant's seed",
         },
         ParamInfo {
             name: "items_per_step",
-            kind: ParamKind::Int,
+            kind: ParamKind::Int(limits::ITEMS_PER_STEP),
             default: "1",
             doc: "items counted per step",
         },
         ParamInfo {
             name: "setup_ms",
-            kind: ParamKind::Float,
+            kind: ParamKind::Float(limits::MILLIS),
             default: "0.0",
             doc: "time spent before Ready, in milliseconds (simulates model loading)",
         },
@@ -70,7 +71,7 @@ impl CpuSynthetic {
         },
         ParamInfo {
             name: "fault_after_steps",
-            kind: ParamKind::Int,
+            kind: ParamKind::Int(limits::STEP_COUNT),
             default: "100",
             doc: "measured steps before the fault; 0 faults during set-up",
         },
@@ -79,15 +80,14 @@ impl CpuSynthetic {
     pub fn build(params: &Params, seed: u64) -> Result<Box<dyn Workload>, WorkloadError> {
         let non_negative_ms = |name: &str, default: f64| {
             let ms = params.f64_or(name, default);
-            if ms.is_finite() && ms >= 0.0 {
-                Ok(Duration::from_secs_f64(ms / 1e3))
-            } else {
-                Err(WorkloadError::ParamValue {
+            limits::MILLIS
+                .check(ms)
+                .and_then(|ms| crate::limits::duration_from_secs(ms / 1e3))
+                .map_err(|reason| WorkloadError::ParamValue {
                     workload: "cpu.synthetic".into(),
                     param: name.into(),
-                    reason: format!("must be a non-negative number of milliseconds, got {ms}"),
+                    reason,
                 })
-            }
         };
         let items_per_step = params.i64_or("items_per_step", 1);
         let fault_after_steps = params.i64_or("fault_after_steps", 100);
@@ -231,7 +231,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             err.to_string(),
-            "reading parameter `step_ms` of `cpu.synthetic`: must be a non-negative number of milliseconds, got -1"
+            "reading parameter `step_ms` of `cpu.synthetic`: must be a number of milliseconds from 0 to 3600000, got -1"
         );
     }
 }

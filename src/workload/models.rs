@@ -3,6 +3,7 @@
 //! `gpushare list` and `gpushare validate` know the model workloads either way; without
 //! the feature they are listed as unavailable with what to do.
 
+use crate::limits::workload as limits;
 use std::time::{Duration, Instant};
 
 use super::{Availability, ParamInfo, ParamKind, Params, Workload, WorkloadError};
@@ -18,19 +19,19 @@ const MIN_WARMUP_STEPS: usize = 3;
 pub const PARAMS: &[ParamInfo] = &[
     ParamInfo {
         name: "batch_size",
-        kind: ParamKind::Int,
+        kind: ParamKind::Int(limits::BATCH_SIZE),
         default: "model's",
         doc: "items per step (resnet50 64, bert-base 32, gpt2-small 8, vit-b16 64; tiny 2)",
     },
     ParamInfo {
         name: "seq_len",
-        kind: ParamKind::Int,
+        kind: ParamKind::Int(limits::SEQ_LEN),
         default: "model's",
         doc: "tokens per sequence for bert-base (128) and gpt2-small (1024)",
     },
     ParamInfo {
         name: "image_size",
-        kind: ParamKind::Int,
+        kind: ParamKind::Int(limits::IMAGE_SIZE),
         default: "224",
         doc: "image side in pixels for resnet50 and vit-b16 (a multiple of 16 for vit-b16)",
     },

@@ -19,6 +19,7 @@
 //! It knows nothing of other tenants; it does not decide what counts as a good wait
 //! (the scenario's SLO does).
 
+use crate::limits::workload as limits;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -31,21 +32,21 @@ const NAME: &str = "interactive.notebook";
 pub const PARAMS: &[ParamInfo] = &[
     ParamInfo {
         name: "think_ms",
-        kind: ParamKind::Float,
+        kind: ParamKind::Float(limits::MILLIS),
         default: "2000.0",
         doc: "mean think time before each burst, in milliseconds; exponential, from the \
               tenant's seed; 0 runs bursts back to back",
     },
     ParamInfo {
         name: "cell_ms",
-        kind: ParamKind::Float,
+        kind: ParamKind::Float(limits::MILLIS_POSITIVE),
         default: "50.0",
         doc: "device time of one cell, in milliseconds; the launch is fitted to it during \
               warm-up (device = \"cpu\": CPU time spun)",
     },
     ParamInfo {
         name: "cells_per_burst",
-        kind: ParamKind::Int,
+        kind: ParamKind::Int(limits::CELLS_PER_BURST),
         default: "1",
         doc: "cells run back to back after each think; the latency is the whole burst's",
     },
@@ -349,18 +350,18 @@ mod tests {
     fn bad_values_are_rejected_with_the_parameter_named() {
         assert_eq!(
             build_err(&[("think_ms", ParamValue::Float(-1.0))]),
-            "reading parameter `think_ms` of `interactive.notebook`: must be a non-negative \
-             number of milliseconds, got -1"
+            "reading parameter `think_ms` of `interactive.notebook`: must be a number of \
+             milliseconds from 0 to 3600000, got -1"
         );
         assert_eq!(
             build_err(&[("cell_ms", ParamValue::Int(0))]),
-            "reading parameter `cell_ms` of `interactive.notebook`: must be a positive number \
-             of milliseconds, got 0"
+            "reading parameter `cell_ms` of `interactive.notebook`: must be a number of \
+             milliseconds above 0 and at most 3600000, got 0"
         );
         assert_eq!(
             build_err(&[("cells_per_burst", ParamValue::Int(0))]),
-            "reading parameter `cells_per_burst` of `interactive.notebook`: must be a positive \
-             integer, got 0"
+            "reading parameter `cells_per_burst` of `interactive.notebook`: must be an integer \
+             from 1 to 1000000, got 0"
         );
         assert_eq!(
             build_err(&[("device", ParamValue::Str("tpu".into()))]),

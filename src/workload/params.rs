@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::WorkloadError;
+use crate::limits::{FloatLimit, IntLimit};
 
 /// One parameter value. Scenario files write them as TOML scalars.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,12 +42,13 @@ impl fmt::Display for ParamValue {
 }
 
 /// The kind of value a parameter takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ParamKind {
     Bool,
-    Int,
-    /// A number; integers are accepted too.
-    Float,
+    /// An integer in the given range.
+    Int(IntLimit),
+    /// A number in the given range; integers are accepted too.
+    Float(FloatLimit),
     /// One of a fixed set of strings.
     Choice(&'static [&'static str]),
 }
@@ -55,8 +57,8 @@ impl ParamKind {
     fn expected(&self) -> &'static str {
         match self {
             ParamKind::Bool => "a boolean",
-            ParamKind::Int => "an integer",
-            ParamKind::Float => "a number",
+            ParamKind::Int(_) => "an integer",
+            ParamKind::Float(_) => "a number",
             ParamKind::Choice(_) => "a string",
         }
     }
@@ -109,10 +111,22 @@ impl Params {
                 expected: info.kind.expected(),
                 got: format!("{} ({value})", value.type_name()),
             };
+            let range_error = |reason| WorkloadError::ParamValue {
+                workload: workload.to_string(),
+                param: name.clone(),
+                reason,
+            };
             match (info.kind, value) {
-                (ParamKind::Bool, ParamValue::Bool(_))
-                | (ParamKind::Int, ParamValue::Int(_))
-                | (ParamKind::Float, ParamValue::Int(_) | ParamValue::Float(_)) => {}
+                (ParamKind::Bool, ParamValue::Bool(_)) => {}
+                (ParamKind::Int(limit), ParamValue::Int(v)) => {
+                    limit.check(*v).map_err(range_error)?;
+                }
+                (ParamKind::Float(limit), ParamValue::Int(v)) => {
+                    limit.check(*v as f64).map_err(range_error)?;
+                }
+                (ParamKind::Float(limit), ParamValue::Float(v)) => {
+                    limit.check(*v).map_err(range_error)?;
+                }
                 (ParamKind::Choice(choices), ParamValue::Str(s)) => {
                     if !choices.contains(&s.as_str()) {
                         return Err(WorkloadError::ParamValue {
@@ -169,7 +183,7 @@ mod tests {
     const ACCEPTED: &[ParamInfo] = &[
         ParamInfo {
             name: "step_ms",
-            kind: ParamKind::Float,
+            kind: ParamKind::Float(crate::limits::workload::MILLIS),
             default: "1.0",
             doc: "",
         },
@@ -211,6 +225,28 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "reading parameter `step_ms` of `w`: expected a number, got a string (\"x\")"
+        );
+    }
+
+    #[test]
+    fn numbers_outside_their_range_say_the_range() {
+        for value in [ParamValue::Float(1e308), ParamValue::Int(-1)] {
+            let err = params(&[("step_ms", value)])
+                .check("w", ACCEPTED)
+                .unwrap_err();
+            assert!(
+                err.to_string().starts_with(
+                    "reading parameter `step_ms` of `w`: must be a number of milliseconds from 0 to 3600000, got "
+                ),
+                "{err}"
+            );
+        }
+        let err = params(&[("step_ms", ParamValue::Float(f64::INFINITY))])
+            .check("w", ACCEPTED)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "reading parameter `step_ms` of `w`: must be a number of milliseconds from 0 to 3600000, got inf"
         );
     }
 

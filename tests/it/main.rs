@@ -3,11 +3,13 @@
 mod common;
 mod gpu_configs;
 mod gpu_probes;
+mod incomplete;
 // Its MPS client opens a CUDA context through cudarc directly.
 #[cfg(feature = "cuda")]
 mod gpu_sharing;
 mod load;
 mod pipeline;
+mod scenario_numbers;
 mod scenarios;
 mod serve;
 mod serve_tenant;

@@ -124,17 +124,17 @@ workload = "cpu.synthetic"
     assert_eq!(
         problems(text),
         [
-            "s.toml:3:14: `run.duration_s`: must be a positive number of seconds, got -1",
-            "s.toml:4:15: `run.repetitions`: must be between 1 and 1000, got 0",
-            "s.toml:7:28: `modes[0].active_thread_percentage`: must be an integer between 1 and 100 (or a list of them), got 150",
+            "s.toml:3:14: `run.duration_s`: must be a number of seconds above 0 and at most 86400, got -1",
+            "s.toml:4:15: `run.repetitions`: must be an integer from 1 to 1000, got 0",
+            "s.toml:7:28: `modes[0].active_thread_percentage`: must be an integer from 1 to 100 percent (or a list of them), got 150",
             "s.toml:10:11: `modes[1].profile`: applies only to mode \"mig\"",
             "s.toml:12:8: `modes[2].profile`: mode \"mig\" needs a profile, for example profile = \"3g.71gb\"",
-            "s.toml:16:12: `tenants[0].replicas`: must be between 1 and 64, got 0",
+            "s.toml:16:12: `tenants[0].replicas`: must be an integer from 1 to 64, got 0",
             "s.toml:17:22: `tenants[0].params.step_ms`: reading parameter `step_ms` of `cpu.synthetic`: expected a number, got a string (\"fast\")",
             "s.toml:17:30: `tenants[0].params.nope`: reading parameter `nope` of `cpu.synthetic`: unknown parameter (allowed: step_ms, jitter_ms, items_per_step, setup_ms, fault, fault_after_steps)",
             "s.toml:17:48: `tenants[0].params.fault`: reading parameter `fault` of `cpu.synthetic`: \"explode\" is not one of none, crash, hang, exit, error",
             "s.toml:18:22: `tenants[0].slo.percentile`: must be above 0 and below 100, got 100",
-            "s.toml:18:41: `tenants[0].slo.target_ms`: must be a positive number of milliseconds, got 0",
+            "s.toml:18:41: `tenants[0].slo.target_ms`: must be a number of milliseconds above 0 and at most 3600000, got 0",
             "s.toml:20:8: `tenants[1].name`: tenant name \"a\" is used twice",
         ]
         .join("\n")
@@ -368,5 +368,218 @@ fn without_a_scenario_run_names_the_default_for_this_host_and_why() {
         stdout(&out).starts_with(&format!("scenario `{name}`: ")),
         "{}",
         stdout(&out)
+    );
+}
+
+#[test]
+fn format_problems_in_several_tables_are_all_reported() {
+    let text = r#"name = "t"
+colour = "blue"
+[run]
+duraton_s = 3
+[[modes]]
+mode = 7
+[[tenants]]
+name = "a"
+workload = "cpu.synthetic"
+replicas = "two"
+[[tenants]]
+name = "b"
+workload = "cpu.synthetic"
+parms = { step_ms = 1.0 }
+"#;
+    let p = problems(text);
+    let lines: Vec<&str> = p.lines().collect();
+    assert_eq!(lines.len(), 5, "{p}");
+    assert_eq!(
+        lines[0],
+        "s.toml:2:1: unknown field `colour`, expected one of `name`, `description`, `run`, `modes`, `tenants`"
+    );
+    assert!(
+        lines[1].starts_with("s.toml:4:1: unknown field `duraton_s`, expected one of `warmup_s`"),
+        "{p}"
+    );
+    assert_eq!(
+        lines[2],
+        "s.toml:6:8: invalid type: integer `7`, expected a string"
+    );
+    assert_eq!(
+        lines[3],
+        "s.toml:10:12: invalid type: string \"two\", expected i64"
+    );
+    assert!(
+        lines[4].starts_with("s.toml:14:1: unknown field `parms`, expected one of `name`"),
+        "{p}"
+    );
+}
+
+/// Three sweep axes of 100 values: 6,000,000 runs.
+fn huge_sweep() -> String {
+    let list = (1..=100)
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "name = \"huge\"\n[[modes]]\nmode = \"time-slicing\"\n[[tenants]]\nname = \"a\"\nworkload = \"cpu.synthetic\"\nparams = {{ step_ms = [{list}], jitter_ms = [{list}], setup_ms = [{list}] }}\n"
+    )
+}
+
+#[test]
+fn a_plan_beyond_the_limits_is_refused_at_once_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scenario(dir.path(), "huge.toml", &huge_sweep());
+    let started = std::time::Instant::now();
+    let out = gpushare().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "planning scenario `huge`: 6000000 runs is more than the limit of 10000, about 868 days is more than the limit of 24 h (6000000 run(s) = 1000000 configuration(s) x 2 mode(s) x 3 repetition(s), 1 worker(s) per run, about 868 days (exclusive baseline, tenants one after another: 434 days)): shrink the sweep, or add --force to accept it\n1 of 1 file(s) invalid\n"
+    );
+    let forced = gpushare()
+        .args(["validate", "--force"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(forced.status.code(), Some(0), "{}", stderr(&forced));
+    assert!(stdout(&forced).contains(": ok, scenario `huge`, 6000000 run(s) = "));
+    // Counting, not expanding: the old validate took 7 s and 2.1 GB for this file.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let run = gpushare()
+        .args(["run", "--dry-run"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(stderr(&run).starts_with(
+        "error: planning scenario `huge`: 6000000 runs is more than the limit of 10000"
+    ));
+}
+
+#[test]
+fn ten_thousand_tenants_are_refused_with_the_length_of_the_baseline() {
+    let mut text =
+        "name = \"crowd\"\n[run]\nrepetitions = 1\nduration_s = 2.0\nwarmup_s = 0.5\n[[modes]]\nmode = \"time-slicing\"\n"
+            .to_string();
+    for idx in 0..10_000 {
+        text.push_str(&format!(
+            "[[tenants]]\nname = \"t{idx}\"\nworkload = \"cpu.synthetic\"\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scenario(dir.path(), "crowd.toml", &text);
+    let out = gpushare().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "planning scenario `crowd`: 10000 workers per run is more than the limit of 1024 (2 run(s) = 1 configuration(s) x 2 mode(s) x 1 repetition(s), 10000 worker(s) per run, about 8.3 h (exclusive baseline, tenants one after another: 8.3 h)): shrink the sweep, or add --force to accept it\n1 of 1 file(s) invalid\n"
+    );
+}
+
+#[test]
+fn validate_takes_shipped_names_as_run_does() {
+    let out = gpushare().args(["validate", "smoke-cpu"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "scenarios/smoke-cpu.toml: ok, scenario `smoke-cpu`, 6 run(s) = 1 configuration(s) x 2 mode(s) x 3 repetition(s), 2 worker(s) per run, about 24 s (exclusive baseline, tenants one after another: 16 s)\n"
+    );
+}
+
+#[test]
+fn unreadable_scenarios_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("binary.toml");
+    std::fs::write(&binary, b"name = \"x\"\n\xff\xfe\x00").unwrap();
+    let missing = dir.path().join("missing.toml");
+    let out = gpushare()
+        .arg("validate")
+        .arg("smoke-cpi")
+        .arg(dir.path())
+        .arg(&binary)
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let shipped = scenario::SHIPPED
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "finding scenario smoke-cpi: no such file and no shipped scenario of that name (did you mean `smoke-cpu`?); shipped: {shipped}\n\
+             reading scenario {}: Is a directory (os error 21)\n\
+             reading scenario {}: it is not a text file (no UTF-8 at byte 11); a scenario is a TOML file\n\
+             reading scenario {}: No such file or directory (os error 2)\n\
+             4 of 4 file(s) invalid\n",
+            dir.path().display(),
+            binary.display(),
+            missing.display()
+        )
+    );
+}
+
+#[test]
+fn an_unknown_mig_profile_is_refused_at_validation() {
+    let text = "name = \"m\"\n[[modes]]\nmode = \"mig\"\nprofile = \"9g.999gb\"\n[[tenants]]\nname = \"a\"\nworkload = \"cpu.synthetic\"\nmig = { profile = \"3g.70gb\" }\n";
+    let p = problems(text);
+    let lines: Vec<&str> = p.lines().collect();
+    assert_eq!(lines.len(), 2, "{p}");
+    assert!(
+        lines[0].starts_with(
+            "s.toml:4:11: `modes[0].profile`: \"9g.999gb\" is not a MIG profile of any GPU gpushare knows; known: A30 24GB: 1g.6gb, 2g.12gb, 4g.24gb; "
+        ),
+        "{p}"
+    );
+    assert!(
+        lines[1].starts_with(
+            "s.toml:8:19: `tenants[0].mig.profile`: \"3g.70gb\" is not a MIG profile of any GPU gpushare knows (did you mean \"3g.71gb\"?); known: "
+        ),
+        "{p}"
+    );
+}
+
+/// A build without the torch feature refuses a torch scenario before its first run, with
+/// the fix; `validate` stays host-independent unless `--host`.
+#[cfg(not(feature = "torch"))]
+#[test]
+fn run_refuses_what_this_build_cannot_run_before_the_first_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scenario(
+        dir.path(),
+        "torch.toml",
+        "name = \"t\"\n[[modes]]\nmode = \"time-slicing\"\n[[tenants]]\nname = \"r\"\nworkload = \"train.resnet50\"\nparams = { device = \"cpu\", tiny = true }\n",
+    );
+    let study = dir.path().join("study");
+    let out = gpushare()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&study)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let fix = "built without the `torch` feature: build with `scripts/with-libtorch.sh cargo build --release --features torch` (README, \"Torch workloads\")";
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: checking this host for scenario `t`: tenant `r` (train.resnet50) cannot run with this build: {fix}\n"
+        )
+    );
+    assert!(!study.exists(), "nothing ran, nothing was written");
+    let plain = gpushare().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(plain.status.code(), Some(0));
+    let here = gpushare()
+        .args(["validate", "--host"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(here.status.code(), Some(2));
+    assert_eq!(
+        stderr(&here),
+        format!(
+            "checking this host for scenario `t`: tenant `r` (train.resnet50) cannot run with this build: {fix}\n1 of 1 file(s) invalid\n"
+        )
     );
 }

@@ -125,7 +125,14 @@ pub struct LatencyProbe {
 
 impl LatencyProbe {
     pub fn build(params: &Params, _seed: u64) -> Result<Box<dyn Workload>, WorkloadError> {
-        let interval = Duration::from_secs_f64(params::interval_us(NAME, params)? / 1e6);
+        let interval_us = params::interval_us(NAME, params)?;
+        let interval = crate::limits::duration_from_secs(interval_us / 1e6).map_err(|reason| {
+            WorkloadError::ParamValue {
+                workload: NAME.into(),
+                param: "interval_us".into(),
+                reason,
+            }
+        })?;
         Ok(Box::new(LatencyProbe {
             interval,
             steps_done: 0,

@@ -191,7 +191,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             err.to_string(),
-            "reading parameter `step_ms` of `probe.compute`: must be a positive number, got -1"
+            "reading parameter `step_ms` of `probe.compute`: must be a number of milliseconds above 0 and at most 3600000, got -1"
         );
         // Building is pure (no CUDA context), so this works on a machine without a GPU;
         // stepping before prepare is an error, not a crash.

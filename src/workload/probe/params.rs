@@ -1,11 +1,12 @@
 //! Parameters the probes share, with their validation. This file is compiled with or
 //! without the `cuda` feature, so `gpushare list` documents the probes either way.
 
+use crate::limits::workload as limits;
 use crate::workload::{ParamInfo, ParamKind, Params, WorkloadError};
 
 pub(crate) const STEP_MS: ParamInfo = ParamInfo {
     name: "step_ms",
-    kind: ParamKind::Float,
+    kind: ParamKind::Float(limits::MILLIS_POSITIVE),
     default: "10.0",
     doc: "GPU time one step aims for, in milliseconds; the launch size is fitted to it during \
           warm-up on the GPU as it is then",
@@ -13,7 +14,7 @@ pub(crate) const STEP_MS: ParamInfo = ParamInfo {
 
 pub(crate) const BUFFER_MB: ParamInfo = ParamInfo {
     name: "buffer_mb",
-    kind: ParamKind::Float,
+    kind: ParamKind::Float(limits::BUFFER_MB),
     default: "2000.0",
     doc: "size of each of the source and destination buffers, in MB (10^6 bytes); keep it \
           many times the GPU's L2 cache",
@@ -21,39 +22,39 @@ pub(crate) const BUFFER_MB: ParamInfo = ParamInfo {
 
 pub(crate) const INTERVAL_US: ParamInfo = ParamInfo {
     name: "interval_us",
-    kind: ParamKind::Float,
+    kind: ParamKind::Float(limits::MICROS_POSITIVE),
     default: "1000.0",
     doc: "time between intended launch times, in microseconds",
 };
 
-/// A positive, finite number parameter.
-fn positive(workload: &str, params: &Params, info: &ParamInfo) -> Result<f64, WorkloadError> {
+/// A number parameter in its kind's range, or its default.
+fn number(workload: &str, params: &Params, info: &ParamInfo) -> Result<f64, WorkloadError> {
     let default: f64 = info.default.parse().unwrap_or(f64::NAN);
     let value = params.f64_or(info.name, default);
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(WorkloadError::ParamValue {
-            workload: workload.to_string(),
-            param: info.name.to_string(),
-            reason: format!("must be a positive number, got {value}"),
-        })
-    }
+    let checked = match info.kind {
+        ParamKind::Float(limit) => limit.check(value),
+        _ => Ok(value),
+    };
+    checked.map_err(|reason| WorkloadError::ParamValue {
+        workload: workload.to_string(),
+        param: info.name.to_string(),
+        reason,
+    })
 }
 
 pub(crate) fn step_ms(workload: &str, params: &Params) -> Result<f64, WorkloadError> {
-    positive(workload, params, &STEP_MS)
+    number(workload, params, &STEP_MS)
 }
 
 /// The buffer size in bytes, rounded down to whole 16-byte vectors (at least one).
 pub(crate) fn buffer_bytes(workload: &str, params: &Params) -> Result<u64, WorkloadError> {
-    let mb = positive(workload, params, &BUFFER_MB)?;
+    let mb = number(workload, params, &BUFFER_MB)?;
     let bytes = (mb * 1e6) as u64 / 16 * 16;
     Ok(bytes.max(16))
 }
 
 pub(crate) fn interval_us(workload: &str, params: &Params) -> Result<f64, WorkloadError> {
-    positive(workload, params, &INTERVAL_US)
+    number(workload, params, &INTERVAL_US)
 }
 
 #[cfg(test)]
@@ -84,12 +85,12 @@ mod tests {
         let p = params(&[("step_ms", ParamValue::Float(0.0))]);
         assert_eq!(
             step_ms("probe.compute", &p).unwrap_err().to_string(),
-            "reading parameter `step_ms` of `probe.compute`: must be a positive number, got 0"
+            "reading parameter `step_ms` of `probe.compute`: must be a number of milliseconds above 0 and at most 3600000, got 0"
         );
         let p = params(&[("interval_us", ParamValue::Int(-5))]);
         assert_eq!(
             interval_us("probe.latency", &p).unwrap_err().to_string(),
-            "reading parameter `interval_us` of `probe.latency`: must be a positive number, got -5"
+            "reading parameter `interval_us` of `probe.latency`: must be a number of microseconds above 0 and at most 3600000000, got -5"
         );
     }
 }

@@ -3,6 +3,7 @@
 //! queue) and the model's own (the delay fixture's service time, a torch model's device
 //! and precision).
 
+use crate::limits::workload as limits;
 use std::time::Duration;
 
 use super::{ServeTenantModel, WorkloadError};
@@ -11,7 +12,7 @@ use crate::workload::{ParamInfo, ParamKind, Params};
 
 const RATE: ParamInfo = ParamInfo {
     name: "rate",
-    kind: ParamKind::Float,
+    kind: ParamKind::Float(limits::RATE_PER_S),
     default: "100.0",
     doc: "requests per second the tenant's load generator sends, open loop: on a schedule \
           that never waits for answers; latency counts from each request's intended send time",
@@ -24,46 +25,46 @@ const POISSON: ParamInfo = ParamInfo {
 };
 const CONNECTIONS: ParamInfo = ParamInfo {
     name: "connections",
-    kind: ParamKind::Int,
+    kind: ParamKind::Int(limits::CONNECTIONS),
     default: "64",
     doc: "keep-alive connections of the generator: the most requests in flight; a request \
           due while all are busy waits (counted in its latency) and is dropped (failed) after 1 s",
 };
 const MAX_BATCH_SIZE: ParamInfo = ParamInfo {
     name: "max_batch_size",
-    kind: ParamKind::Int,
+    kind: ParamKind::Int(limits::MAX_BATCH_SIZE),
     default: "8",
     doc: "most requests the server runs together in one batch",
 };
 const MAX_QUEUE_DELAY_MS: ParamInfo = ParamInfo {
     name: "max_queue_delay_ms",
-    kind: ParamKind::Float,
+    kind: ParamKind::Float(limits::MILLIS),
     default: "2.0",
     doc: "longest a batch waits for more requests after its first was queued, in \
           milliseconds; 0 runs whatever is queued",
 };
 const QUEUE_CAPACITY: ParamInfo = ParamInfo {
     name: "queue_capacity",
-    kind: ParamKind::Int,
+    kind: ParamKind::Int(limits::QUEUE_CAPACITY),
     default: "1024",
     doc: "requests that may wait for the model; one arriving at a full queue is answered 503 \
           (a failed request)",
 };
 const DELAY_MS: ParamInfo = ParamInfo {
     name: "delay_ms",
-    kind: ParamKind::Float,
+    kind: ParamKind::Float(limits::MILLIS),
     default: "5.0",
     doc: "time each batch takes, in milliseconds (a sleep)",
 };
 const DELAY_PER_ITEM_MS: ParamInfo = ParamInfo {
     name: "delay_per_item_ms",
-    kind: ParamKind::Float,
+    kind: ParamKind::Float(limits::MILLIS),
     default: "0.0",
     doc: "additional time per request in a batch, in milliseconds",
 };
 const WARM_UP_MS: ParamInfo = ParamInfo {
     name: "warm_up_ms",
-    kind: ParamKind::Float,
+    kind: ParamKind::Float(limits::MILLIS),
     default: "0.0",
     doc: "time the backend's warm-up takes before the server is ready, in milliseconds",
 };
@@ -88,7 +89,7 @@ const TINY: ParamInfo = ParamInfo {
 };
 const SEQ_LEN: ParamInfo = ParamInfo {
     name: "seq_len",
-    kind: ParamKind::Int,
+    kind: ParamKind::Int(limits::SEQ_LEN),
     default: "128",
     doc: "tokens per request (16 with tiny = true)",
 };
@@ -315,8 +316,8 @@ mod tests {
             .chain(RESNET50_PARAMS)
         {
             let ok = match info.kind {
-                ParamKind::Int => info.default.parse::<i64>().is_ok(),
-                ParamKind::Float => info.default.parse::<f64>().is_ok(),
+                ParamKind::Int(_) => info.default.parse::<i64>().is_ok(),
+                ParamKind::Float(_) => info.default.parse::<f64>().is_ok(),
                 ParamKind::Bool => info.default.parse::<bool>().is_ok(),
                 ParamKind::Choice(choices) => choices.contains(&info.default.trim_matches('"')),
             };

@@ -6,6 +6,10 @@
 //! pure function ([`assess`]) so every verdict is tested without a GPU. Reads only: it
 //! never starts a daemon or changes a setting.
 
+pub mod scenario;
+
+pub use scenario::{check as check_scenario, HostError};
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
