@@ -10,6 +10,7 @@ mod load;
 mod pipeline;
 mod scenarios;
 mod serve;
+mod serve_limits;
 mod serve_tenant;
 #[cfg(feature = "torch")]
 mod serve_torch;

@@ -226,14 +226,20 @@ impl ServeTenantSpec {
         })
     }
 
-    /// The server's configuration: loopback, an OS-chosen port, this tenant's batching.
+    /// The server's configuration: loopback, an OS-chosen port, this tenant's batching,
+    /// room for every connection of its generator.
     pub fn server_config(&self) -> ServeConfig {
+        let defaults = ServeConfig::default();
         ServeConfig {
             bind: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
             max_batch_size: self.max_batch_size,
             max_queue_delay: self.max_queue_delay,
             queue_capacity: self.queue_capacity,
-            ..ServeConfig::default()
+            limits: crate::serve::ConnectionLimits {
+                max_connections: defaults.limits.max_connections.max(self.connections + 16),
+                ..defaults.limits
+            },
+            ..defaults
         }
     }
 }
