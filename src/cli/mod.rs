@@ -57,6 +57,7 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Serve a model over HTTP with dynamic batching (POST /v1/infer, /healthz, /readyz,
     /// /metrics). Binds 127.0.0.1 unless told otherwise; SIGTERM drains in-flight requests.
+    #[command(after_help = crate::serve::body::SERVE_AFTER_HELP)]
     Serve(crate::serve::ServeArgs),
     /// Send load to an HTTP endpoint, open loop (latency from each request's intended send
     /// time, so queueing is counted) or closed loop, and report the latency distribution.
