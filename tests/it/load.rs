@@ -487,6 +487,8 @@ async fn a_rate_beyond_the_generator_ends_on_time_in_bounded_memory_and_exits_3(
     let (code, took, peak_rss_kib, stdout, stderr) = tokio::task::spawn_blocking(move || {
         use std::io::Read;
         let started = std::time::Instant::now();
+        // Reaped by wait4 below, which also gives its peak RSS.
+        #[allow(clippy::zombie_processes)]
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gpushare"))
             .args(["load", &url, "--rate", "1e9", "--duration", "1s"])
             .args(["--drop-after", "500ms", "--format", "json"])
