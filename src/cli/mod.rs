@@ -61,9 +61,11 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Serve a model over HTTP with dynamic batching (POST /v1/infer, /healthz, /readyz,
     /// /metrics). Binds 127.0.0.1 unless told otherwise; SIGTERM drains in-flight requests.
+    #[command(after_help = crate::serve::body::SERVE_AFTER_HELP)]
     Serve(crate::serve::ServeArgs),
     /// Send load to an HTTP endpoint, open loop (latency from each request's intended send
     /// time, so queueing is counted) or closed loop, and report the latency distribution.
+    #[command(after_help = crate::load::LOAD_AFTER_HELP)]
     Load(crate::load::LoadArgs),
     /// Internal: run one tenant, speaking the worker protocol on stdin/stdout.
     ///
@@ -106,7 +108,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             .map_err(CliError::from),
         Command::Load(args) => runtime()?
             .block_on(crate::load::run(&args))
-            .map(|()| ExitCode::SUCCESS)
+            .map(|status| match status {
+                crate::load::LoadStatus::OnSchedule => ExitCode::SUCCESS,
+                crate::load::LoadStatus::BehindSchedule => ExitCode::from(exit::INVALID_RUN),
+            })
             .map_err(CliError::from),
         Command::Worker => match crate::worker::run() {
             Ok(()) => Ok(ExitCode::SUCCESS),

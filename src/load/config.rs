@@ -13,6 +13,15 @@ use super::error::LoadError;
 use super::schedule::Arrivals;
 use super::stream::CompletionSink;
 
+/// The highest `--rate`: a billion requests per second, far beyond what any generator
+/// issues. Above it a schedule's gaps round to zero nanoseconds.
+pub const MAX_RATE_PER_S: f64 = 1e9;
+/// The highest rate of a streaming generator (`--stream`, the `serve.<model>` tenant's
+/// `rate`): each request is a line on stdout, including each one dropped.
+pub const MAX_STREAM_RATE_PER_S: f64 = 100_000.0;
+/// The longest `--duration`, `--timeout`, `--late-after` and `--drop-after`: a year.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// How requests are issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -51,7 +60,9 @@ pub struct LoadArgs {
     /// URL to load, `http://HOST[:PORT]/PATH` (plain HTTP/1.1; e.g. `http://127.0.0.1:8080/v1/infer`).
     pub url: String,
     /// Open loop: requests per second to send, on a schedule that does not wait for
-    /// responses. With --find-max-rate, the first rate probed.
+    /// responses (above 0, at most 1e9). With --find-max-rate, the first rate probed.
+    /// When the generator cannot issue requests that fast it drops what it could not
+    /// send, says so and exits 3.
     #[arg(long, default_value_t = 100.0)]
     pub rate: f64,
     /// Open loop: Poisson arrivals (exponential gaps, seeded by --seed) instead of evenly
@@ -218,12 +229,31 @@ impl LoadConfig {
 
     /// Rejects settings that cannot describe a run.
     pub fn validate(&self) -> Result<(), LoadError> {
+        let max_rate = if self.completions.is_some() {
+            MAX_STREAM_RATE_PER_S
+        } else {
+            MAX_RATE_PER_S
+        };
+        let too_long = [
+            ("duration", self.duration),
+            ("timeout", self.timeout),
+            ("late_after", self.late_after),
+            ("drop_after", self.drop_after),
+        ]
+        .into_iter()
+        .find(|(_, value)| *value > MAX_DURATION);
         let reason = if self.mode != LoadMode::ClosedLoop
-            && !(self.rate_per_s.is_finite() && self.rate_per_s > 0.0)
+            && !(self.rate_per_s > 0.0 && self.rate_per_s <= max_rate)
         {
             format!(
-                "rate must be a positive number of requests per second, got {}",
+                "rate must be above 0 and at most {max_rate} requests per second, got {}",
                 self.rate_per_s
+            )
+        } else if let Some((name, value)) = too_long {
+            format!(
+                "{name} must be at most a year ({} s), got {} s",
+                MAX_DURATION.as_secs(),
+                value.as_secs_f64()
             )
         } else if self.connections == 0 {
             "connections must be at least 1".to_owned()
@@ -296,11 +326,48 @@ mod tests {
         config.rate_per_s = 0.0;
         assert_eq!(
             config.validate().unwrap_err().to_string(),
-            "configuring the load: rate must be a positive number of requests per second, got 0"
+            "configuring the load: rate must be above 0 and at most 1000000000 requests per \
+             second, got 0"
         );
         config.rate_per_s = 10.0;
         config.connections = 0;
-        assert!(config.validate().is_err());
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "configuring the load: connections must be at least 1"
+        );
+    }
+
+    #[test]
+    fn rates_and_durations_have_a_stated_range() {
+        let mut config = LoadConfig::new("http://127.0.0.1:1/").unwrap();
+        let reason = |config: &LoadConfig| config.validate().unwrap_err().to_string();
+        config.rate_per_s = 1e9;
+        assert!(config.validate().is_ok());
+        for rate in [1.0001e9, f64::INFINITY, f64::NAN, -1.0] {
+            config.rate_per_s = rate;
+            assert_eq!(
+                reason(&config),
+                format!(
+                    "configuring the load: rate must be above 0 and at most 1000000000 \
+                     requests per second, got {rate}"
+                )
+            );
+        }
+        config.rate_per_s = 200_000.0;
+        config.completions = Some(CompletionSink::channel().0);
+        assert_eq!(
+            reason(&config),
+            "configuring the load: rate must be above 0 and at most 100000 requests per \
+             second, got 200000"
+        );
+        config.rate_per_s = 100_000.0;
+        assert!(config.validate().is_ok());
+        config.drop_after = Duration::from_secs(1e12 as u64);
+        assert_eq!(
+            reason(&config),
+            "configuring the load: drop_after must be at most a year (31536000 s), got \
+             1000000000000 s"
+        );
     }
 
     #[test]

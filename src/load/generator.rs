@@ -14,10 +14,25 @@
 //! request spends waiting for the dispatcher or for a free connection counts against the
 //! server, as it would for a real client (no coordinated omission).
 //!
-//! Dropped requests, the documented rule: when a connection takes a request whose intended
-//! time is more than `drop_after` in the past, the generator is hopelessly behind (all its
-//! connections were busy that long, or the machine could not run the generator); that
-//! request is not sent and counts as dropped, and the connection takes the next one.
+//! Memory is bounded whatever the rate: the queue holds at most what its connections can
+//! wait for, `rate / T x drop_after` plus one per connection, and never more than
+//! [`MAX_QUEUED`] send times. The dispatcher yields to the connection tasks every
+//! [`YIELD_EVERY`] arrivals it issues without sleeping, so on a generator that is behind
+//! the connections still send.
+//!
+//! Dropped requests, the documented rule: a request is not sent, and counts as dropped,
+//! when
+//! - a connection takes it more than `drop_after` after its intended time (all
+//!   connections were busy that long), or
+//! - it is due while the queue is full (all connections busy and the queue holding as
+//!   much as they could wait for), or
+//! - the dispatcher itself reaches it more than `drop_after` late: the generator cannot
+//!   keep its schedule (the rate is beyond what its threads can issue, or the machine
+//!   denied them the CPU). The dispatcher then skips every arrival up to `drop_after`
+//!   before now in one step ([`ScheduleShare::skip_until`]) and counts them as *behind
+//!   schedule* as well as dropped. A run with any request behind schedule did not load the
+//!   server as asked; `gpushare load` says so and exits non-zero.
+//!
 //! Requests less late than that are sent; above `late_after` they count as late.
 //!
 //! Closed loop: each connection task sends back to back until the duration ends.
@@ -26,7 +41,8 @@
 //! as it finishes, dropped ones included.
 //!
 //! A run ends when the schedule is exhausted and every request has been answered, timed
-//! out, or dropped; so it lasts at most duration + drop_after + timeout.
+//! out, or dropped; so it lasts at most duration + drop_after + timeout (the dispatcher is
+//! never more than drop_after behind, and a queued request is dropped once it is that late).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +54,7 @@ use super::config::{LoadConfig, LoadMode};
 use super::error::LoadError;
 use super::recorder::Recorder;
 use super::report::LoadReport;
-use super::schedule::Schedule;
+use super::schedule::{Schedule, ScheduleShare};
 use super::stream::{CompletionSink, RequestOutcome};
 use super::timer::{sleep_until, PreciseTimer};
 
@@ -47,6 +63,10 @@ use super::timer::{sleep_until, PreciseTimer};
 const START_DELAY: Duration = Duration::from_millis(20);
 /// Pause after a failed reconnect in closed loop, so a dead server is not hammered.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
+/// Most send times one generator thread's queue holds (16 bytes each).
+pub const MAX_QUEUED: usize = 65_536;
+/// Arrivals the dispatcher issues without sleeping before it lets the connection tasks run.
+pub const YIELD_EVERY: u32 = 64;
 
 /// Runs one load as configured and summarizes it.
 pub async fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
@@ -218,7 +238,12 @@ async fn thread_main(
     };
     match config.mode.arrivals() {
         Some(arrivals) => {
-            let schedule = Schedule::new(config.rate_per_s, arrivals, config.seed);
+            let schedule = ScheduleShare::new(
+                Schedule::new(config.rate_per_s, arrivals, config.seed),
+                config.duration,
+                share.thread_idx,
+                share.n_threads,
+            );
             open_loop(&config, &endpoint, connections, schedule, share, start).await
         }
         None => {
@@ -236,11 +261,12 @@ async fn open_loop(
     config: &LoadConfig,
     endpoint: &Arc<Endpoint>,
     connections: Vec<Connection>,
-    schedule: Schedule,
+    schedule: ScheduleShare,
     share: ThreadShare,
     start: Instant,
 ) -> ThreadOutcome {
-    let (due_tx, due_rx) = async_channel::unbounded::<Instant>();
+    let capacity = queue_capacity(config, share);
+    let (due_tx, due_rx) = async_channel::bounded::<Instant>(capacity);
     let settings = WorkerSettings::from(config);
     let workers: Vec<_> = connections
         .into_iter()
@@ -255,14 +281,15 @@ async fn open_loop(
         })
         .collect();
     drop(due_rx);
-    let offsets = schedule
-        .within(config.duration)
-        .skip(share.thread_idx)
-        .step_by(share.n_threads);
-    let (n_scheduled, dispatcher) = dispatch(offsets, start, &due_tx).await;
+    let dispatcher = Dispatcher {
+        start,
+        drop_after: config.drop_after,
+        stream: Stream::new(config, start),
+    };
+    let (n_scheduled, dispatched) = dispatcher.run(schedule, &due_tx).await;
     drop(due_tx);
     let (mut recorders, panicked) = join_workers(workers).await;
-    recorders.push(dispatcher);
+    recorders.push(dispatched);
     ThreadOutcome {
         recorders,
         n_scheduled,
@@ -270,30 +297,77 @@ async fn open_loop(
     }
 }
 
-/// Puts each intended send time in the queue when it comes; returns how many it issued
-/// and a recorder holding only their dispatch lags.
-async fn dispatch(
-    offsets: impl Iterator<Item = Duration>,
+/// Send times one thread's queue holds: what its connections could wait for before
+/// dropping (`rate / threads x drop_after`), plus one per connection, at most [`MAX_QUEUED`].
+fn queue_capacity(config: &LoadConfig, share: ThreadShare) -> usize {
+    let waiting = config.rate_per_s / share.n_threads as f64 * config.drop_after.as_secs_f64();
+    // The cast saturates; a NaN (impossible for a validated config) becomes 0.
+    let waiting = waiting.ceil().min(MAX_QUEUED as f64) as usize;
+    waiting
+        .saturating_add(share.n_connections)
+        .clamp(1, MAX_QUEUED)
+}
+
+/// Puts each intended send time in the queue when it comes, and drops what it cannot.
+struct Dispatcher {
     start: Instant,
-    due: &async_channel::Sender<Instant>,
-) -> (u64, Recorder) {
-    let mut timer = PreciseTimer::new().ok();
-    let mut recorder = Recorder::new();
-    let mut n_issued = 0;
-    for offset in offsets {
-        let intended = start + offset;
-        let mut now = Instant::now();
-        if intended > now {
-            sleep_until(&mut timer, intended).await;
-            now = Instant::now();
+    drop_after: Duration,
+    /// Where dropped requests are reported when the run streams.
+    stream: Stream,
+}
+
+impl Dispatcher {
+    /// Issues the share's arrivals; returns how many the schedule had (issued or dropped)
+    /// and a recorder holding their dispatch lags and the requests dropped here.
+    async fn run(
+        &self,
+        mut schedule: ScheduleShare,
+        due: &async_channel::Sender<Instant>,
+    ) -> (u64, Recorder) {
+        let mut timer = PreciseTimer::new().ok();
+        let mut recorder = Recorder::new();
+        let mut n_scheduled: u64 = 0;
+        let mut since_yield = 0;
+        while let Some(offset) = schedule.next() {
+            n_scheduled += 1;
+            let intended = self.start + offset;
+            let mut now = Instant::now();
+            if intended > now {
+                sleep_until(&mut timer, intended).await;
+                now = Instant::now();
+                since_yield = 0;
+            }
+            let lag = now.saturating_duration_since(intended);
+            if lag > self.drop_after {
+                // Hopelessly behind: this arrival and every one up to drop_after before
+                // now are not sent.
+                let resume = now
+                    .saturating_duration_since(self.start)
+                    .saturating_sub(self.drop_after);
+                let skipped = schedule.skip_until(resume);
+                n_scheduled += skipped;
+                recorder.record_behind_schedule(1 + skipped);
+                self.stream.dropped(intended, lag, 1 + skipped);
+            } else {
+                match due.try_send(intended) {
+                    Ok(()) => recorder.record_dispatch(lag),
+                    Err(async_channel::TrySendError::Full(_)) => {
+                        recorder.record_dropped();
+                        self.stream.dropped(intended, lag, 1);
+                        // Only the connection tasks can make room: let them run now.
+                        since_yield = YIELD_EVERY;
+                    }
+                    Err(async_channel::TrySendError::Closed(_)) => break,
+                }
+            }
+            since_yield += 1;
+            if since_yield >= YIELD_EVERY {
+                tokio::task::yield_now().await;
+                since_yield = 0;
+            }
         }
-        if due.try_send(intended).is_err() {
-            break;
-        }
-        recorder.record_dispatch(now.saturating_duration_since(intended));
-        n_issued += 1;
+        (n_scheduled, recorder)
     }
-    (n_issued, recorder)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -323,6 +397,16 @@ impl Stream {
         if let Some(sink) = &self.sink {
             let intended_s = intended.saturating_duration_since(self.start).as_secs_f64();
             sink.done(intended_s, latency, outcome);
+        }
+    }
+
+    /// `n_dropped` requests not sent, the first of them intended at `intended` and found
+    /// `lag` late (the others were skipped with it, their times not drawn).
+    fn dropped(&self, intended: Instant, lag: Duration, n_dropped: u64) {
+        if self.sink.is_some() {
+            for _ in 0..n_dropped {
+                self.done(intended, lag, RequestOutcome::Dropped);
+            }
         }
     }
 }
@@ -428,6 +512,25 @@ async fn closed_loop_worker(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_queue_holds_what_its_connections_can_wait_for_and_no_more() {
+        let mut config = LoadConfig::new("http://127.0.0.1:1/").unwrap();
+        config.drop_after = Duration::from_millis(200);
+        let share = ThreadShare {
+            thread_idx: 0,
+            n_threads: 2,
+            n_connections: 4,
+        };
+        config.rate_per_s = 100.0;
+        // 50 requests/s for this thread x 0.2 s, plus one per connection.
+        assert_eq!(queue_capacity(&config, share), 14);
+        config.rate_per_s = 1e9;
+        assert_eq!(queue_capacity(&config, share), MAX_QUEUED);
+        config.rate_per_s = f64::MAX;
+        config.drop_after = Duration::MAX;
+        assert_eq!(queue_capacity(&config, share), MAX_QUEUED);
+    }
 
     #[test]
     fn connections_are_shared_evenly_between_threads() {

@@ -23,9 +23,12 @@ mod search;
 mod stream;
 mod timer;
 
-pub use config::{guess_content_type, LoadArgs, LoadConfig, LoadMode, ReportFormat};
+pub use config::{
+    guess_content_type, LoadArgs, LoadConfig, LoadMode, ReportFormat, MAX_DURATION, MAX_RATE_PER_S,
+    MAX_STREAM_RATE_PER_S,
+};
 pub use error::LoadError;
-pub use generator::run_load;
+pub use generator::{run_load, MAX_QUEUED, YIELD_EVERY};
 pub use recorder::ErrorCounts;
 pub use report::{required_samples, LagSummary, LatencySummary, LoadReport, SloSummary};
 pub use schedule::{Arrivals, Schedule};
@@ -37,12 +40,37 @@ pub use stream::{
 
 use std::io::Write;
 
+/// The end of `gpushare load --help`: memory, time and exit codes.
+pub const LOAD_AFTER_HELP: &str = "\
+Memory stays bounded whatever --rate: each generator thread queues at most 65,536 send
+times. A run ends by --duration + --drop-after + --timeout. A request that waited more
+than --drop-after for a free connection, or was due while every connection was busy and
+the queue full, is dropped (an SLO miss). When the generator itself cannot issue requests
+within --drop-after of their time (the rate is beyond its threads), it skips ahead,
+counts those requests as behind schedule, and says so on stderr.
+
+Exit codes: 0 the load ran on schedule (whatever the server answered); 1 gpushare failed
+(no connection could be opened, I/O); 2 bad command line; 3 the generator could not keep
+its schedule (the report is still printed).";
+
+/// Whether a load run loaded the server as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadStatus {
+    /// Every request was issued within `--drop-after` of its intended time (or the run was
+    /// closed loop, a search, or a stream).
+    OnSchedule,
+    /// The generator could not keep its schedule; the report and a sentence on stderr say
+    /// how many requests it could not issue. `gpushare load` exits 3.
+    BehindSchedule,
+}
+
 /// Runs `gpushare load`: one run, or the max-rate search with `--find-max-rate`, and prints
 /// the report on stdout in `--format` (probes go to stderr as they finish).
-pub async fn run(args: &LoadArgs) -> Result<(), LoadError> {
+pub async fn run(args: &LoadArgs) -> Result<LoadStatus, LoadError> {
     if args.stream {
-        return run_stream(args).await;
+        return run_stream(args).await.map(|()| LoadStatus::OnSchedule);
     }
+    let mut status = LoadStatus::OnSchedule;
     let config = LoadConfig::from_args(args)?;
     let rendered = match (args.find_max_rate, args.slo_p99) {
         (true, Some(slo_p99)) => {
@@ -59,6 +87,10 @@ pub async fn run(args: &LoadArgs) -> Result<(), LoadError> {
         }
         _ => {
             let report = run_load(&config).await?;
+            if let Some(sentence) = report.behind_schedule_sentence() {
+                eprintln!("gpushare load: {sentence}");
+                status = LoadStatus::BehindSchedule;
+            }
             match args.format {
                 ReportFormat::Json => to_json(&report)?,
                 ReportFormat::Table => report.to_table(),
@@ -66,7 +98,8 @@ pub async fn run(args: &LoadArgs) -> Result<(), LoadError> {
         }
     };
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{rendered}").map_err(LoadError::Write)
+    writeln!(stdout, "{rendered}").map_err(LoadError::Write)?;
+    Ok(status)
 }
 
 /// `--stream`: the schedule runs until stdin closes, and every finished request is a line

@@ -56,7 +56,10 @@ pub(crate) struct Recorder {
     pub n_sent: u64,
     pub n_ok: u64,
     pub n_late: u64,
+    /// Requests not sent (every kind; see the generator's rule).
     pub n_dropped: u64,
+    /// Of those, the ones the dispatcher itself reached more than `drop_after` late.
+    pub n_behind_schedule: u64,
     /// 2xx responses within the SLO target.
     pub n_within_slo: u64,
     pub errors: ErrorCounts,
@@ -74,6 +77,7 @@ impl Recorder {
             n_ok: 0,
             n_late: 0,
             n_dropped: 0,
+            n_behind_schedule: 0,
             n_within_slo: 0,
             errors: ErrorCounts::default(),
             last_send: None,
@@ -89,6 +93,12 @@ impl Recorder {
     /// A request too far behind schedule to be sent.
     pub fn record_dropped(&mut self) {
         self.n_dropped += 1;
+    }
+
+    /// `n` requests the dispatcher reached (or skipped) too far behind schedule to send.
+    pub fn record_behind_schedule(&mut self, n: u64) {
+        self.n_dropped = self.n_dropped.saturating_add(n);
+        self.n_behind_schedule = self.n_behind_schedule.saturating_add(n);
     }
 
     /// A request about to be sent `lag` after its intended time (zero in closed loop).
@@ -136,6 +146,7 @@ impl Recorder {
         self.n_ok += other.n_ok;
         self.n_late += other.n_late;
         self.n_dropped += other.n_dropped;
+        self.n_behind_schedule += other.n_behind_schedule;
         self.n_within_slo += other.n_within_slo;
         self.errors.merge(&other.errors);
         self.last_send = self.last_send.max(other.last_send);
@@ -179,8 +190,10 @@ mod tests {
         b.record_send(now, None, Duration::from_millis(1));
         b.record_outcome(Outcome::Status(503), Duration::from_millis(1), now, slo);
         b.record_dropped();
+        b.record_behind_schedule(5);
         a.merge(&b);
-        assert_eq!((a.n_sent, a.n_ok, a.n_late, a.n_dropped), (3, 2, 1, 1));
+        assert_eq!((a.n_sent, a.n_ok, a.n_late, a.n_dropped), (3, 2, 1, 6));
+        assert_eq!(a.n_behind_schedule, 5);
         assert_eq!(a.n_within_slo, 1);
         assert_eq!(a.errors.status.get(&503), Some(&1));
         assert_eq!(a.errors.total(), 1);

@@ -61,8 +61,15 @@ pub struct LoadReport {
     pub n_ok: u64,
     /// Failed requests (sum of `errors`).
     pub n_errors: u64,
-    /// Requests not sent because they were more than `drop_after_ms` behind schedule.
+    /// Requests not sent: more than `drop_after_ms` behind schedule when a connection or
+    /// the dispatcher reached them, or due while every connection was busy and the queue
+    /// full.
     pub n_dropped: u64,
+    /// Of the dropped requests, those the generator itself could not issue within
+    /// `drop_after_ms` of their intended time: it could not keep its schedule, so the
+    /// server was not loaded as asked (`gpushare load` exits 3).
+    #[serde(default)]
+    pub n_behind_schedule: u64,
     /// Requests sent more than `late_after_ms` behind schedule.
     pub n_late: u64,
     /// Send lag above which a request counts as late, in ms.
@@ -182,6 +189,7 @@ impl LoadReport {
             n_ok: recorder.n_ok,
             n_errors: recorder.errors.total(),
             n_dropped: recorder.n_dropped,
+            n_behind_schedule: recorder.n_behind_schedule,
             n_late: recorder.n_late,
             late_after_ms: ms(config.late_after),
             drop_after_ms: ms(config.drop_after),
@@ -191,6 +199,28 @@ impl LoadReport {
             latency_ms,
             slo,
         }
+    }
+
+    /// Whether the generator issued every request within `drop_after_ms` of its time.
+    pub fn kept_schedule(&self) -> bool {
+        self.n_behind_schedule == 0
+    }
+
+    /// One sentence saying that the generator could not keep its schedule, and what to
+    /// change; `None` when it kept it.
+    pub fn behind_schedule_sentence(&self) -> Option<String> {
+        (!self.kept_schedule()).then(|| {
+            format!(
+                "the load generator could not keep its schedule: {} of {} scheduled requests \
+                 were more than {} ms late before it could issue them and were not sent, so \
+                 the server was not loaded at {} req/s; lower --rate, add --threads or give \
+                 the generator more CPU",
+                self.n_behind_schedule,
+                self.n_scheduled,
+                self.drop_after_ms,
+                self.target_rate_req_per_s.unwrap_or_default()
+            )
+        })
     }
 
     /// Renders the report as a two-column table.
@@ -233,6 +263,15 @@ impl LoadReport {
         ]);
         if self.n_errors > 0 {
             rows.push(["errors".into(), error_breakdown(&self.errors)]);
+        }
+        if self.n_behind_schedule > 0 {
+            rows.push([
+                "behind schedule".into(),
+                format!(
+                    "{} dropped: the generator could not issue them in time",
+                    self.n_behind_schedule
+                ),
+            ]);
         }
         if let Some(lag) = &self.send_lag_ms {
             rows.push([
@@ -439,6 +478,31 @@ mod tests {
         assert!(report
             .to_table()
             .contains("(unsupported: 100 < 1000 samples)"));
+    }
+
+    #[test]
+    fn a_run_behind_schedule_says_so_in_one_sentence() {
+        let config = LoadConfig::new("http://127.0.0.1:1/").unwrap();
+        let start = Instant::now();
+        let mut recorder = Recorder::new();
+        recorder.record_behind_schedule(7);
+        let report = LoadReport::from_run(&config, start, &recorder, 10);
+        assert!(!report.kept_schedule());
+        assert_eq!(report.n_dropped, 7);
+        assert_eq!(
+            report.behind_schedule_sentence().unwrap(),
+            "the load generator could not keep its schedule: 7 of 10 scheduled requests were \
+             more than 1000 ms late before it could issue them and were not sent, so the \
+             server was not loaded at 100 req/s; lower --rate, add --threads or give the \
+             generator more CPU"
+        );
+        assert!(report
+            .to_table()
+            .contains("7 dropped: the generator could not issue them in time"));
+        let on_time = run_with(&[1, 2], 1, 0);
+        assert!(on_time.kept_schedule());
+        assert_eq!(on_time.behind_schedule_sentence(), None);
+        assert!(!on_time.to_table().contains("behind schedule"));
     }
 
     #[test]

@@ -35,6 +35,31 @@ use serde::Deserialize;
 use super::error::RequestError;
 use super::tensor::{n_elements, Dtype, InputSpec, Tensor, TensorData};
 
+/// The end of `gpushare serve --help`: the bodies of `POST /v1/infer` (the module docs
+/// in short) and the connection limits.
+pub const SERVE_AFTER_HELP: &str = "\
+POST /v1/infer takes one item and answers its output, in either format:
+
+JSON (Content-Type: application/json, also assumed without the header):
+  {\"inputs\": {\"shape\": [3, 224, 224], \"dtype\": \"f32\", \"data\": [0.1, 0.2, ...]}}
+  dtype is f32 or i64 (every element an integer); data is row-major; the shape is the
+  model's per-item shape, optionally with a leading batch dimension of 1. Answer:
+  {\"outputs\": {\"shape\": [...], \"dtype\": \"f32\", \"data\": [...]}, \"batch_size\": N}
+
+Binary (Content-Type: application/octet-stream), little-endian:
+  bytes 0-3 magic GSTN, 4 version 1, 5 dtype (1 = f32, 2 = i64), 6 rank r (at most 8),
+  7 reserved 0, then r dimensions as i64, then the elements row-major; nothing after.
+  With Accept: application/octet-stream the answer is a tensor in the same format.
+
+Refusals are JSON {\"error\": \"...\", \"status\": N}: 400 malformed body, 408 body not
+received within --body-read-timeout, 413 over --max-body-bytes, 415 other content type,
+422 wrong dtype, shape or token id, 503 queue full, not ready, or over --max-connections.
+
+Connections: a connection is closed when no request arrives for --idle-timeout, or when a
+request's headers are not complete --header-read-timeout after its first byte. SIGINT or
+SIGTERM stops accepting and gives in-flight requests --shutdown-timeout; a second signal
+exits at once with status 130.";
+
 /// Magic bytes opening a binary tensor body.
 pub const BINARY_MAGIC: [u8; 4] = *b"GSTN";
 /// Version byte of the binary format described in the module docs.

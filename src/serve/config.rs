@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::backend::{BackendFactory, InferenceBackend};
+use super::connections::ConnectionLimits;
 use super::delay::DelayBackend;
 use super::error::BackendError;
 use super::tensor::{n_elements, Dtype};
@@ -74,6 +75,27 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes; larger bodies are answered 413.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Most connections open at once. One beyond it is answered 503 and closed at once;
+    /// the first of them is logged on stderr.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// A connection on which no request arrives for this long (since it opened or since
+    /// its last response) is closed.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// A request's line and headers must be complete this long after its first byte,
+    /// or the connection is closed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// A request's body must be complete this long after its headers, or it is answered
+    /// 408 and the connection closed (a body shorter than its Content-Length, a client
+    /// that stopped sending).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
+    /// On SIGINT or SIGTERM, in-flight requests get this long to finish; connections
+    /// still open then are closed. A second signal exits at once (status 130).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
     /// Once the model is loaded and warmed up, write the bound address (`IP:PORT` and a
     /// newline) to this file, for scripts waiting on the server (use `--bind 127.0.0.1:0`
     /// to let the OS pick a free port).
@@ -119,6 +141,10 @@ pub struct ServeConfig {
     pub queue_capacity: usize,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Longest from a request's headers to the end of its body.
+    pub body_read_timeout: Duration,
+    /// Connection limit, idle and header timeouts, shutdown period.
+    pub limits: ConnectionLimits,
     /// Where to write the bound address once ready.
     pub ready_file: Option<PathBuf>,
 }
@@ -131,6 +157,13 @@ impl Default for ServeConfig {
             max_queue_delay: Duration::from_millis(2),
             queue_capacity: 1024,
             max_body_bytes: 16 * 1024 * 1024,
+            body_read_timeout: Duration::from_secs(30),
+            limits: ConnectionLimits {
+                max_connections: 1024,
+                idle_timeout: Duration::from_secs(60),
+                header_read_timeout: Duration::from_secs(10),
+                shutdown_timeout: Duration::from_secs(10),
+            },
             ready_file: None,
         }
     }
@@ -144,6 +177,13 @@ impl From<&ServeArgs> for ServeConfig {
             max_queue_delay: args.max_queue_delay,
             queue_capacity: args.queue_capacity,
             max_body_bytes: args.max_body_bytes,
+            body_read_timeout: args.body_read_timeout,
+            limits: ConnectionLimits {
+                max_connections: args.max_connections,
+                idle_timeout: args.idle_timeout,
+                header_read_timeout: args.header_read_timeout,
+                shutdown_timeout: args.shutdown_timeout,
+            },
             ready_file: args.ready_file.clone(),
         }
     }
@@ -228,6 +268,11 @@ mod tests {
         assert_eq!(cli.serve.delay, Duration::ZERO);
         let config = ServeConfig::from(&cli.serve);
         assert_eq!(config.max_batch_size, 8);
+        // The flags' defaults are the library's.
+        let defaults = ServeConfig::default();
+        assert_eq!(config.limits, defaults.limits);
+        assert_eq!(config.body_read_timeout, defaults.body_read_timeout);
+        assert_eq!(config.max_body_bytes, defaults.max_body_bytes);
         assert!(Cli::try_parse_from(["serve", "--model", "resnet9000"]).is_err());
         let cli = Cli::parse_from([
             "serve",

@@ -55,13 +55,6 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    /// The HTTP server's accept loop failed.
-    #[error("serving HTTP on {addr}")]
-    Serve {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
     /// The configuration cannot work (for example a batch size of zero).
     #[error("configuring the server: {reason}")]
     Config { reason: String },
@@ -115,6 +108,10 @@ pub enum RequestError {
     /// 400: the body is not a well-formed tensor (syntax, missing fields, length mismatch).
     #[error("malformed request body: {reason}")]
     Malformed { reason: String },
+    /// 408: the body did not arrive within the body read timeout (shorter than its
+    /// Content-Length, or the client stopped sending).
+    #[error("request body not received within {timeout_s} s (--body-read-timeout)")]
+    BodyTimeout { timeout_s: f64 },
     /// 413: the body is larger than the configured limit.
     #[error("request body is {got} but the limit is {limit_bytes} bytes (--max-body-bytes)")]
     TooLarge { limit_bytes: usize, got: String },
@@ -167,6 +164,7 @@ impl RequestError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Malformed { .. } => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::WrongDtype { .. } | Self::WrongShape { .. } | Self::IndexOutOfRange { .. } => {

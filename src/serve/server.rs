@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -40,6 +40,7 @@ struct AppState {
     queue: SyncSender<Job>,
     queue_capacity: usize,
     max_body_bytes: usize,
+    body_read_timeout: Duration,
     ready: Arc<OnceLock<ReadyModel>>,
     metrics: Arc<Metrics>,
 }
@@ -99,6 +100,7 @@ impl Server {
             queue,
             queue_capacity: config.queue_capacity,
             max_body_bytes: config.max_body_bytes,
+            body_read_timeout: config.body_read_timeout,
             ready,
             metrics,
         };
@@ -150,7 +152,11 @@ impl Server {
                 tokio::select! {
                     biased;
                     () = shutdown => {
-                        eprintln!("gpushare serve: shutting down, finishing in-flight requests");
+                        eprintln!(
+                            "gpushare serve: shutting down, finishing in-flight requests \
+                             (at most {} s; a second signal exits now)",
+                            config.limits.shutdown_timeout.as_secs_f64()
+                        );
                     }
                     err = startup => {
                         if let Ok(mut slot) = failure.lock() {
@@ -160,18 +166,29 @@ impl Server {
                 }
             }
         };
-        let served = axum::serve(listener, router(state))
-            .with_graceful_shutdown(stop)
-            .await
-            .map_err(|source| ServeError::Serve {
-                addr: local_addr,
-                source,
-            });
+        super::connections::serve(listener, router(state), config.limits, stop).await;
         // The router, and with it every queue sender, is gone: the batcher drains and ends.
-        let joined = tokio::task::spawn_blocking(move || batcher.join())
-            .await
-            .map_err(|_| ServeError::BatcherPanicked)?;
-        served?;
+        // A batch still running after the shutdown period is not waited for either.
+        // Joined on a plain thread, not the runtime's blocking pool: a runtime waits for its
+        // blocking tasks when it is dropped, which would wait for that batch after all.
+        let (joined_tx, joining) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("gpushare-batcher-join".to_owned())
+            .spawn(move || {
+                let _ = joined_tx.send(batcher.join());
+            })
+            .map_err(ServeError::SpawnBatcher)?;
+        let Ok(joined) = tokio::time::timeout(config.limits.shutdown_timeout, joining).await else {
+            eprintln!(
+                "gpushare serve: the model's batch is still running after the shutdown \
+                 period; not waiting for it"
+            );
+            return match failure.lock().ok().and_then(|mut slot| slot.take()) {
+                Some(err) => Err(err),
+                None => Ok(()),
+            };
+        };
+        let joined = joined.map_err(|_| ServeError::BatcherPanicked)?;
         if let Some(err) = failure.lock().ok().and_then(|mut slot| slot.take()) {
             return Err(err);
         }
@@ -223,8 +240,22 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Waits for SIGINT (Ctrl-C) or SIGTERM; pass it to [`Server::run`] or `serve`.
+/// The exit status after a second signal: the documented "interrupted" code.
+const SECOND_SIGNAL_EXIT_CODE: i32 = 130;
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM; pass it to [`Server::run`] or `serve`. After it
+/// returns, a second SIGINT or SIGTERM exits the process at once with status 130, whatever
+/// the graceful shutdown is waiting for.
 pub async fn shutdown_signal() {
+    next_signal().await;
+    tokio::spawn(async {
+        next_signal().await;
+        eprintln!("gpushare serve: second signal, exiting now");
+        std::process::exit(SECOND_SIGNAL_EXIT_CODE);
+    });
+}
+
+async fn next_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -269,7 +300,14 @@ async fn infer_one(
         .get(header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let format = BodyFormat::from_content_type(content_type.as_deref())?;
-    let bytes = read_body(body, headers, state.max_body_bytes).await?;
+    let bytes = tokio::time::timeout(
+        state.body_read_timeout,
+        read_body(body, headers, state.max_body_bytes),
+    )
+    .await
+    .map_err(|_| RequestError::BodyTimeout {
+        timeout_s: state.body_read_timeout.as_secs_f64(),
+    })??;
     let input = if bytes.len() > INLINE_DECODE_MAX_BYTES {
         tokio::task::spawn_blocking(move || decode_request(format, &bytes, &spec))
             .await
@@ -375,6 +413,12 @@ fn error_response(err: &RequestError) -> Response {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if status == StatusCode::REQUEST_TIMEOUT {
+        // The rest of the body may still come; the connection cannot carry another request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }

@@ -476,3 +476,95 @@ async fn a_streaming_generator_reports_each_request_and_exits_when_stdin_closes(
     assert!(status.success(), "{status}");
     server.stop().await.unwrap();
 }
+
+/// The issue's example: `--rate 1e9` grew to 10 GB and ran for over a minute, sending
+/// nothing, and exited 0. Now it ends on time with bounded memory, says in one sentence
+/// that it could not keep its schedule, and exits 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_beyond_the_generator_ends_on_time_in_bounded_memory_and_exits_3() {
+    let server = TestServer::start_ready(unbatched(), DelayBackend::new(4, Duration::ZERO)).await;
+    let url = server.url("/healthz");
+    let (code, took, peak_rss_kib, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let started = std::time::Instant::now();
+        // Reaped by wait4 below, which also gives its peak RSS.
+        #[allow(clippy::zombie_processes)]
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gpushare"))
+            .args(["load", &url, "--rate", "1e9", "--duration", "1s"])
+            .args(["--drop-after", "500ms", "--format", "json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid for wait4 to overwrite; the pid is our child's.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let pid = child.id() as i32;
+        assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+        let code = libc::WEXITSTATUS(status);
+        (code, started.elapsed(), usage.ru_maxrss, stdout, stderr)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 3, "{stderr}");
+    // duration + drop_after, and a second for the process and the last responses.
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    assert!(peak_rss_kib < 64 * 1024, "peak RSS {peak_rss_kib} KiB");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let behind = report["n_behind_schedule"].as_u64().unwrap();
+    assert!(behind > 100_000_000, "{report}");
+    assert_eq!(
+        report["n_scheduled"].as_u64(),
+        Some(1_000_000_000),
+        "{report}"
+    );
+    let sentences: Vec<&str> = stderr.lines().collect();
+    assert_eq!(sentences.len(), 1, "{stderr}");
+    assert!(
+        sentences[0].starts_with(&format!(
+            "gpushare load: the load generator could not keep its schedule: {behind} of \
+             1000000000 scheduled requests were more than 500 ms late"
+        )),
+        "{stderr}"
+    );
+    server.stop().await.unwrap();
+}
+
+#[test]
+fn load_and_serve_help_document_the_exit_code_and_the_bodies() {
+    let help = |command: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gpushare"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let load = help("load");
+    assert!(
+        load.contains("3 the generator could not keep\nits schedule"),
+        "{load}"
+    );
+    let serve = help("serve");
+    for needle in [
+        "{\"inputs\": {\"shape\": [3, 224, 224], \"dtype\": \"f32\", \"data\": [0.1, 0.2, ...]}}",
+        "bytes 0-3 magic GSTN, 4 version 1, 5 dtype (1 = f32, 2 = i64), 6 rank r (at most 8)",
+        "--body-read-timeout",
+        "a second signal\nexits at once with status 130",
+    ] {
+        assert!(serve.contains(needle), "{needle:?} not in {serve}");
+    }
+}

@@ -12,6 +12,7 @@ mod pipeline;
 mod scenario_numbers;
 mod scenarios;
 mod serve;
+mod serve_limits;
 mod serve_tenant;
 #[cfg(feature = "torch")]
 mod serve_torch;

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gpushare::serve::body::{decode_request, encode_binary, BodyFormat};
+use gpushare::serve::body::{
+    decode_binary, decode_json, decode_request, encode_binary, encode_json_request, BodyFormat,
+};
 use gpushare::serve::{
     BackendError, Batch, DelayBackend, Dtype, InferenceBackend, InputSpec, ServeConfig, ServeError,
     Server, Tensor, TensorData,
@@ -613,62 +615,131 @@ fn spec_f32() -> InputSpec {
     }
 }
 
-fn assert_refused_or_valid(result: Result<Tensor, gpushare::serve::RequestError>) {
-    if let Err(err) = result {
-        let status = err.status();
-        assert!(
-            status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
-            "{status} for {err}"
-        );
+/// A refusal must be one of the body statuses, never a 5xx.
+fn assert_refusal(err: &gpushare::serve::RequestError) {
+    let status = err.status();
+    assert!(
+        status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
+        "{status} for {err}"
+    );
+}
+
+/// The bits of a tensor's elements, so NaNs compare equal to themselves.
+fn element_bits(data: &TensorData) -> Vec<u64> {
+    match data {
+        TensorData::F32(values) => values.iter().map(|v| u64::from(v.to_bits())).collect(),
+        TensorData::I64(values) => values.iter().map(|v| *v as u64).collect(),
     }
 }
 
-fn arbitrary_tensor_json() -> impl Strategy<Value = String> {
-    (
-        prop::collection::vec(-2i64..5, 0..4),
-        prop::sample::select(vec!["f32", "i64", "f16", ""]),
-        prop::collection::vec(
-            prop_oneof![
-                any::<f64>().prop_map(|v| format!("{v:?}")),
-                any::<i64>().prop_map(|v| v.to_string()),
-                Just("null".to_owned()),
-                Just("\"1\"".to_owned()),
-            ],
-            0..12,
-        ),
-    )
-        .prop_map(|(shape, dtype, data)| {
-            format!(
-                r#"{{"inputs": {{"shape": {shape:?}, "dtype": "{dtype}", "data": [{}]}}}}"#,
-                data.join(",")
-            )
-        })
+/// Any tensor the binary format can carry: rank 0 to 4, small dimensions, every f32 bit
+/// pattern (NaNs and infinities too) or any i64.
+fn arbitrary_tensor() -> impl Strategy<Value = Tensor> {
+    prop::collection::vec(0i64..4, 0..=4).prop_flat_map(|shape| {
+        let n = shape.iter().product::<i64>() as usize;
+        let f32s = prop::collection::vec(any::<u32>().prop_map(f32::from_bits), n)
+            .prop_map(TensorData::F32);
+        let i64s = prop::collection::vec(any::<i64>(), n).prop_map(TensorData::I64);
+        (Just(shape), prop_oneof![f32s, i64s])
+            .prop_map(|(shape, data)| Tensor::new(shape, data).unwrap())
+    })
+}
+
+/// One JSON element and the f32 it must decode to, if it is a valid f32 element.
+fn json_element() -> impl Strategy<Value = (String, Option<f32>)> {
+    prop_oneof![
+        any::<f32>()
+            .prop_filter("finite", |v| v.is_finite())
+            .prop_map(|v| (format!("{v:?}"), Some(v))),
+        (-1_000_000i64..1_000_000).prop_map(|v| (v.to_string(), Some(v as f32))),
+        Just(("1e39".to_owned(), None)),
+        Just(("null".to_owned(), None)),
+        Just(("\"1\"".to_owned(), None)),
+    ]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn random_bytes_never_panic_either_decoder(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        assert_refused_or_valid(decode_request(BodyFormat::Json, &bytes, &spec_f32()));
-        assert_refused_or_valid(decode_request(BodyFormat::Binary, &bytes, &spec_f32()));
+    fn random_bytes_never_panic_and_what_decodes_is_what_they_say(
+        bytes in prop::collection::vec(any::<u8>(), 0..256),
+    ) {
+        if let Err(err) = decode_request(BodyFormat::Json, &bytes, &spec_f32()) {
+            assert_refusal(&err);
+        }
         let mut framed = b"GSTN\x01".to_vec();
         framed.extend_from_slice(&bytes);
-        assert_refused_or_valid(decode_request(BodyFormat::Binary, &framed, &spec_f32()));
-    }
-
-    #[test]
-    fn structured_json_is_accepted_only_when_it_fits(body in arbitrary_tensor_json()) {
-        let result = decode_request(BodyFormat::Json, body.as_bytes(), &spec_f32());
-        if let Ok(tensor) = &result {
-            prop_assert_eq!(&tensor.shape, &vec![2, 3]);
-            prop_assert_eq!(tensor.data.len(), 6);
+        for body in [&bytes, &framed] {
+            match decode_binary(body, Dtype::F32) {
+                // The format is canonical: a body that decodes is the encoding of what it
+                // decoded to, byte for byte.
+                Ok(tensor) => prop_assert_eq!(&encode_binary(&tensor), body),
+                Err(err) => assert_refusal(&err),
+            }
+            if let Err(err) = decode_request(BodyFormat::Binary, body, &spec_f32()) {
+                assert_refusal(&err);
+            }
         }
-        assert_refused_or_valid(result);
     }
 
     #[test]
-    fn mutated_binary_bodies_are_valid_or_refused(
+    fn a_binary_tensor_round_trips_exactly(tensor in arbitrary_tensor()) {
+        let body = encode_binary(&tensor);
+        let decoded = decode_binary(&body, tensor.dtype).unwrap();
+        prop_assert_eq!(&decoded.shape, &tensor.shape);
+        prop_assert_eq!(decoded.dtype, tensor.dtype);
+        prop_assert_eq!(element_bits(&decoded.data), element_bits(&tensor.data));
+        // Through the spec check too: one item of its own shape comes back unchanged.
+        let spec = InputSpec { shape: tensor.shape.clone(), dtype: tensor.dtype };
+        let checked = decode_request(BodyFormat::Binary, &body, &spec).unwrap();
+        prop_assert_eq!(element_bits(&checked.data), element_bits(&tensor.data));
+    }
+
+    #[test]
+    fn a_json_tensor_round_trips_exactly(
+        tensor in arbitrary_tensor().prop_filter("JSON numbers are finite", |t| match &t.data {
+            TensorData::F32(values) => values.iter().all(|v| v.is_finite()),
+            TensorData::I64(_) => true,
+        }),
+    ) {
+        let decoded = decode_json(&encode_json_request(&tensor), tensor.dtype).unwrap();
+        prop_assert_eq!(&decoded.shape, &tensor.shape);
+        prop_assert_eq!(decoded.dtype, tensor.dtype);
+        prop_assert_eq!(element_bits(&decoded.data), element_bits(&tensor.data));
+    }
+
+    #[test]
+    fn structured_json_is_accepted_exactly_when_it_fits(
+        shape in prop::collection::vec(-2i64..5, 0..4),
+        dtype in prop::sample::select(vec!["f32", "i64", "f16", ""]),
+        elements in prop::collection::vec(json_element(), 0..12),
+    ) {
+        let data: Vec<&str> = elements.iter().map(|(text, _)| text.as_str()).collect();
+        let body = format!(
+            r#"{{"inputs": {{"shape": {shape:?}, "dtype": "{dtype}", "data": [{}]}}}}"#,
+            data.join(",")
+        );
+        let expected: Option<Vec<f32>> = elements.iter().map(|(_, value)| *value).collect();
+        let fits = dtype == "f32"
+            && (shape == [2, 3] || shape == [1, 2, 3])
+            && elements.len() == 6
+            && expected.is_some();
+        match decode_request(BodyFormat::Json, body.as_bytes(), &spec_f32()) {
+            Ok(tensor) => {
+                prop_assert!(fits, "accepted {}", body);
+                prop_assert_eq!(&tensor.shape, &vec![2, 3]);
+                prop_assert_eq!(tensor.data, TensorData::F32(expected.unwrap_or_default()));
+            }
+            Err(err) => {
+                prop_assert!(!fits, "refused {}: {}", body, err);
+                assert_refusal(&err);
+            }
+        }
+    }
+
+    #[test]
+    fn mutated_binary_bodies_decode_to_what_they_encode_or_are_refused(
         data in prop::collection::vec(any::<f32>(), 6),
         flips in prop::collection::vec((0usize..80, any::<u8>()), 0..4),
         cut in 0usize..90,
@@ -681,6 +752,12 @@ proptest! {
             }
         }
         body.truncate(cut.max(1));
-        assert_refused_or_valid(decode_request(BodyFormat::Binary, &body, &spec_f32()));
+        match decode_binary(&body, Dtype::F32) {
+            Ok(decoded) => prop_assert_eq!(encode_binary(&decoded), body.clone()),
+            Err(err) => assert_refusal(&err),
+        }
+        if let Err(err) = decode_request(BodyFormat::Binary, &body, &spec_f32()) {
+            assert_refusal(&err);
+        }
     }
 }

@@ -181,6 +181,13 @@ impl ServeTenant {
                 max_queue_delay: self.spec.max_queue_delay,
                 queue_capacity: self.spec.queue_capacity,
                 max_body_bytes: crate::serve::ServeConfig::default().max_body_bytes,
+                max_connections: self.spec.server_config().limits.max_connections,
+                idle_timeout: crate::serve::ServeConfig::default().limits.idle_timeout,
+                header_read_timeout: crate::serve::ServeConfig::default()
+                    .limits
+                    .header_read_timeout,
+                body_read_timeout: crate::serve::ServeConfig::default().body_read_timeout,
+                shutdown_timeout: crate::serve::ServeConfig::default().limits.shutdown_timeout,
                 ready_file: None,
                 delay: Duration::ZERO,
                 delay_per_item: Duration::ZERO,

@@ -7,6 +7,7 @@ use crate::limits::workload as limits;
 use std::time::Duration;
 
 use super::{ServeTenantModel, WorkloadError};
+use crate::load::MAX_STREAM_RATE_PER_S;
 use crate::serve::{ServeConfig, ServeModel, ServePrecision};
 use crate::workload::{ParamInfo, ParamKind, Params};
 
@@ -14,8 +15,9 @@ const RATE: ParamInfo = ParamInfo {
     name: "rate",
     kind: ParamKind::Float(limits::RATE_PER_S),
     default: "100.0",
-    doc: "requests per second the tenant's load generator sends, open loop: on a schedule \
-          that never waits for answers; latency counts from each request's intended send time",
+    doc: "requests per second the tenant's load generator sends, above 0 and at most \
+          100000, open loop: on a schedule that never waits for answers; latency counts from \
+          each request's intended send time",
 };
 const POISSON: ParamInfo = ParamInfo {
     name: "poisson",
@@ -202,10 +204,15 @@ impl ServeTenantSpec {
             },
         };
         let rate_per_s = params.f64_or("rate", 100.0);
-        if !(rate_per_s.is_finite() && rate_per_s > 0.0) {
+        // The generator streams every request back as a line, so its rate is bounded like
+        // `gpushare load --stream`'s.
+        if !(rate_per_s > 0.0 && rate_per_s <= MAX_STREAM_RATE_PER_S) {
             return Err(check.value_error(
                 &RATE,
-                format!("must be a positive number of requests per second, got {rate_per_s}"),
+                format!(
+                    "must be above 0 and at most {MAX_STREAM_RATE_PER_S} requests per second, \
+                     got {rate_per_s}"
+                ),
             ));
         }
         Ok(Self {
@@ -220,14 +227,20 @@ impl ServeTenantSpec {
         })
     }
 
-    /// The server's configuration: loopback, an OS-chosen port, this tenant's batching.
+    /// The server's configuration: loopback, an OS-chosen port, this tenant's batching,
+    /// room for every connection of its generator.
     pub fn server_config(&self) -> ServeConfig {
+        let defaults = ServeConfig::default();
         ServeConfig {
             bind: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
             max_batch_size: self.max_batch_size,
             max_queue_delay: self.max_queue_delay,
             queue_capacity: self.queue_capacity,
-            ..ServeConfig::default()
+            limits: crate::serve::ConnectionLimits {
+                max_connections: defaults.limits.max_connections.max(self.connections + 16),
+                ..defaults.limits
+            },
+            ..defaults
         }
     }
 }
@@ -368,8 +381,23 @@ mod tests {
         let err = |pairs: &[(&str, ParamValue)]| delay(pairs).unwrap_err().to_string();
         assert_eq!(
             err(&[("rate", ParamValue::Float(0.0))]),
-            "reading parameter `rate` of `serve.delay`: must be a positive number of requests \
-             per second, got 0"
+            "reading parameter `rate` of `serve.delay`: must be above 0 and at most 100000 \
+             requests per second, got 0"
+        );
+        for rate in [1e9, 100_000.5, f64::INFINITY, f64::NAN, -5.0] {
+            assert_eq!(
+                err(&[("rate", ParamValue::Float(rate))]),
+                format!(
+                    "reading parameter `rate` of `serve.delay`: must be above 0 and at most \
+                     100000 requests per second, got {rate}"
+                )
+            );
+        }
+        assert_eq!(
+            delay(&[("rate", ParamValue::Float(100_000.0))])
+                .unwrap()
+                .rate_per_s,
+            100_000.0
         );
         assert_eq!(
             err(&[("connections", ParamValue::Int(0))]),
