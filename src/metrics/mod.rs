@@ -6,6 +6,7 @@
 
 mod analysis;
 pub mod latency;
+pub mod open_loop;
 pub mod sharing;
 pub mod stats;
 pub mod throughput;

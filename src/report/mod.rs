@@ -58,3 +58,26 @@ pub fn render(study: &Study, format: Format) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::testing;
+
+    #[test]
+    fn failed_requests_and_slo_verdicts_reach_the_markdown_table() {
+        let table = render(&testing::serving_study(), Format::Markdown);
+        assert!(
+            table.contains("| SLO attained | SLO met | failed |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 100.0%       | 2/2     | -      |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 92.5%        | 1/2     | 7.50%  |"),
+            "{table}"
+        );
+    }
+}
