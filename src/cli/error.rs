@@ -15,6 +15,8 @@ pub enum CliError {
     Serve(#[from] crate::serve::ServeError),
     #[error(transparent)]
     Load(#[from] crate::load::LoadError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     #[error("{0}")]
     Usage(String),
     #[error("starting the async runtime: {0}")]
@@ -24,7 +26,7 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Scenario(_) | CliError::Usage(_) => exit::USAGE,
+            CliError::Scenario(_) | CliError::Usage(_) | CliError::Report(_) => exit::USAGE,
             CliError::Runner(_)
             | CliError::Store(_)
             | CliError::Runtime(_)

@@ -1,6 +1,7 @@
 //! The command line: argument definitions (clap derive) and one handler per subcommand.
 //! Handlers print results on stdout and progress on stderr, and return the exit code.
 
+mod compare;
 mod doctor;
 mod error;
 mod list;
@@ -24,13 +25,16 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The study ran, but at least one run was INVALID or FAILED.
     pub const INVALID_RUN: u8 = 3;
+    /// `compare`: a figure regressed beyond the noise threshold.
+    pub const REGRESSED: u8 = 4;
     /// SIGINT or SIGTERM: stopped early, partial results written.
     pub const INTERRUPTED: u8 = 130;
 }
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success and every run VALID; 1 gpushare failed; 2 bad command line or invalid
-scenario (nothing ran); 3 a run was INVALID or FAILED; 130 interrupted (partial results written).
+scenario (nothing ran); 3 a run was INVALID or FAILED; 4 `compare` found a regression beyond
+its noise threshold; 130 interrupted (partial results written).
 
 Start with `gpushare doctor`, then `gpushare run` (the default scenario) or
 `gpushare run scenarios/<file>.toml`. `gpushare list` shows workloads, modes and scenarios.";
@@ -53,6 +57,10 @@ pub enum Command {
     Run(run::RunArgs),
     /// Render a study's report from its run.json (or run.json.gz), without re-running anything.
     Report(report::ReportArgs),
+    /// Compare two studies of one scenario: each tenant's NP, throughput, P50 and P99 and
+    /// each mode's STP, with bootstrap confidence intervals, labelled improved, regressed or
+    /// within noise. Exit status 4 when something regressed beyond the threshold.
+    Compare(compare::CompareArgs),
     /// Show what this host has: CPU, NVIDIA driver and GPUs, and which modes it can run.
     Doctor(doctor::DoctorArgs),
     /// Serve a model over HTTP with dynamic batching (POST /v1/infer, /healthz, /readyz,
@@ -86,7 +94,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     if matches!(
         cli.command,
-        Command::Validate(_) | Command::List(_) | Command::Report(_) | Command::Doctor(_)
+        Command::Validate(_)
+            | Command::List(_)
+            | Command::Report(_)
+            | Command::Compare(_)
+            | Command::Doctor(_)
     ) {
         quiet_on_closed_stdout();
     }
@@ -95,6 +107,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::List(args) => list::run(args),
         Command::Run(args) => run::run(args),
         Command::Report(args) => report::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Serve(args) => runtime()?
             .block_on(crate::serve::serve(args, crate::serve::shutdown_signal()))

@@ -5,6 +5,7 @@
 //! report can be recomputed from `run.json` alone.
 
 mod analysis;
+pub mod compare;
 pub mod latency;
 pub mod open_loop;
 pub mod sharing;

@@ -4,9 +4,13 @@
 //! **Invariant:** reports measure nothing; every view is computed from a
 //! [`crate::results::Study`] alone, so any study can be re-rendered later.
 
+pub mod compare;
+mod error;
 mod format;
 pub mod snapshot;
 pub mod text;
+
+pub use error::ReportError;
 
 use serde::Serialize;
 

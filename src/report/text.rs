@@ -122,7 +122,7 @@ pub fn render(study: &Study, analysis: &Analysis, style: TextStyle) -> String {
     out
 }
 
-fn table(rows: Vec<Vec<String>>, style: TextStyle) -> String {
+pub(super) fn table(rows: Vec<Vec<String>>, style: TextStyle) -> String {
     let mut builder = Builder::default();
     for row in rows {
         builder.push_record(row);

@@ -8,6 +8,7 @@ mod gpu_probes;
 mod gpu_sharing;
 mod load;
 mod pipeline;
+mod reports;
 mod scenarios;
 mod serve;
 mod serve_tenant;
