@@ -5,6 +5,7 @@ mod compare;
 mod doctor;
 mod error;
 mod list;
+mod recommend;
 mod report;
 mod run;
 mod validate;
@@ -61,6 +62,10 @@ pub enum Command {
     /// each mode's STP, with bootstrap confidence intervals, labelled improved, regressed or
     /// within noise. Exit status 4 when something regressed beyond the threshold.
     Compare(compare::CompareArgs),
+    /// The mode (and MPS split) to choose for a study's mix: the highest STP among modes
+    /// whose every SLO was met in every VALID repetition, the runner-up, what each tenant
+    /// keeps, and why each other mode was not chosen.
+    Recommend(recommend::RecommendArgs),
     /// Show what this host has: CPU, NVIDIA driver and GPUs, and which modes it can run.
     Doctor(doctor::DoctorArgs),
     /// Serve a model over HTTP with dynamic batching (POST /v1/infer, /healthz, /readyz,
@@ -98,6 +103,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             | Command::List(_)
             | Command::Report(_)
             | Command::Compare(_)
+            | Command::Recommend(_)
             | Command::Doctor(_)
     ) {
         quiet_on_closed_stdout();
@@ -108,6 +114,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => run::run(args),
         Command::Report(args) => report::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Recommend(args) => recommend::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Serve(args) => runtime()?
             .block_on(crate::serve::serve(args, crate::serve::shutdown_signal()))

@@ -188,7 +188,11 @@ pub fn compare(base: &Analysis, new: &Analysis, threshold: f64) -> Comparison {
                 .collect()
         };
         let (base_names, new_names) = (names(&base_runs), names(&new_runs));
-        if base_names.iter().chain(&new_names).all(|n| *n == base_names[0]) {
+        if base_names
+            .iter()
+            .chain(&new_names)
+            .all(|n| *n == base_names[0])
+        {
             push(None, Figure::Stp, &|r| r.sharing.map(|s| s.stp));
         }
     }

@@ -8,6 +8,7 @@ mod analysis;
 pub mod compare;
 pub mod latency;
 pub mod open_loop;
+pub mod recommend;
 pub mod sharing;
 pub mod stats;
 pub mod throughput;

@@ -7,6 +7,7 @@
 pub mod compare;
 mod error;
 mod format;
+pub mod recommend;
 pub mod snapshot;
 pub mod text;
 
@@ -45,7 +46,13 @@ pub fn render(study: &Study, format: Format) -> String {
     let analysis = metrics::analyze(study);
     match format {
         Format::Table => text::render(study, &analysis, text::TextStyle::Terminal),
-        Format::Markdown => text::render(study, &analysis, text::TextStyle::Markdown),
+        Format::Markdown => {
+            let mut out = text::render(study, &analysis, text::TextStyle::Markdown);
+            let recommendations = metrics::recommend::recommend(study, &analysis, None);
+            out.push_str("\n## Recommendation\n\n");
+            out.push_str(&recommend::render(study, &recommendations));
+            out
+        }
         Format::Summary => snapshot::render(study, &analysis),
         Format::Json => {
             let report = JsonReport {

@@ -116,3 +116,82 @@ fn studies_of_different_scenarios_are_compared_only_with_force() {
     // Nothing in common but the name: no tenant of one is in the other.
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// `recommend` names a mode for every committed H200 study; these are the studies'
+/// conclusions, stated in results/h200/README.md.
+#[test]
+fn recommend_names_a_mode_for_every_h200_study() {
+    let expected = [
+        ("2026-11-29-probes-mix", "mps(atp=50)", Some("exclusive")),
+        ("2026-11-29-bench-mps", "mps(atp=50)", Some("exclusive")),
+        (
+            "2026-11-29-gpu-check/probes-sharing",
+            "mps(atp=50)",
+            Some("exclusive"),
+        ),
+        ("2026-11-29-resnet50-train-x2", "mps", Some("mps(atp=50)")),
+        (
+            "2026-11-29-resnet50-train-bert-infer",
+            "mps",
+            Some("mps(atp=50)"),
+        ),
+        (
+            "2026-11-29-resnet50-train-bert-serve",
+            "mps",
+            Some("time-slicing"),
+        ),
+        (
+            "2026-11-29-gpt2-train-vit-infer",
+            "mps",
+            Some("mps(atp=50)"),
+        ),
+        (
+            "2026-11-29-notebook-vs-training",
+            "mps(atp=50)",
+            Some("mps"),
+        ),
+        ("2026-11-29-torch/overhead", "exclusive", None),
+    ];
+    let mut found = vec![];
+    for entry in walk(&root().join("results/h200")) {
+        found.push(entry);
+    }
+    assert_eq!(found.len(), expected.len(), "{found:?}");
+    for (study, choice, runner_up) in expected {
+        let out = gpushare()
+            .arg("recommend")
+            .arg(root().join("results/h200").join(study))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains(&format!("Choose **{choice}**: STP ")),
+            "{study}: {text}"
+        );
+        match runner_up {
+            Some(second) => assert!(
+                text.contains(&format!("- Runner-up: {second} (STP ")),
+                "{study}: {text}"
+            ),
+            None => assert!(!text.contains("Runner-up"), "{study}: {text}"),
+        }
+    }
+}
+
+/// Study directories under `dir` (those holding a run.json or run.json.gz).
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else if path
+            .file_name()
+            .is_some_and(|n| n == "run.json.gz" || n == "run.json")
+        {
+            out.push(dir.to_path_buf());
+        }
+    }
+    out
+}
