@@ -1,9 +1,11 @@
 //! The command line: argument definitions (clap derive) and one handler per subcommand.
 //! Handlers print results on stdout and progress on stderr, and return the exit code.
 
+mod compare;
 mod doctor;
 mod error;
 mod list;
+mod recommend;
 mod report;
 mod run;
 mod validate;
@@ -27,6 +29,8 @@ pub mod exit {
     pub const INVALID_RUN: u8 = 3;
     /// `report`: the study holds fewer runs than its plan (interrupted, killed, running).
     pub const INCOMPLETE: u8 = 4;
+    /// `compare`: a figure regressed beyond the noise threshold.
+    pub const REGRESSED: u8 = 5;
     /// SIGINT or SIGTERM: stopped early, partial results written.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -34,7 +38,8 @@ pub mod exit {
 const AFTER_HELP: &str = "\
 Exit codes: 0 success and every run VALID; 1 gpushare failed; 2 bad command line or invalid
 scenario (nothing ran); 3 a run was INVALID or FAILED; 4 `report` of an incomplete study
-(fewer runs recorded than planned); 130 interrupted (partial results written).
+(fewer runs recorded than planned); 5 `compare` found a regression beyond its noise
+threshold; 130 interrupted (partial results written).
 
 Start with `gpushare doctor`, then `gpushare run` (the default scenario) or
 `gpushare run scenarios/<file>.toml`. `gpushare list` shows workloads, modes and scenarios.";
@@ -57,6 +62,14 @@ pub enum Command {
     Run(run::RunArgs),
     /// Render a study's report from its run.json (or run.json.gz), without re-running anything.
     Report(report::ReportArgs),
+    /// Compare two studies of one scenario: each tenant's NP, throughput, P50 and P99 and
+    /// each mode's STP, with bootstrap confidence intervals, labelled improved, regressed or
+    /// within noise. Exit status 5 when something regressed beyond the threshold.
+    Compare(compare::CompareArgs),
+    /// The mode (and MPS split) to choose for a study's mix: the highest STP among modes
+    /// whose every SLO was met in every VALID repetition, the runner-up, what each tenant
+    /// keeps, and why each other mode was not chosen.
+    Recommend(recommend::RecommendArgs),
     /// Show what this host has: CPU, NVIDIA driver and GPUs, and which modes it can run.
     Doctor(doctor::DoctorArgs),
     /// Serve a model over HTTP with dynamic batching (POST /v1/infer, /healthz, /readyz,
@@ -92,7 +105,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     if matches!(
         cli.command,
-        Command::Validate(_) | Command::List(_) | Command::Report(_) | Command::Doctor(_)
+        Command::Validate(_)
+            | Command::List(_)
+            | Command::Report(_)
+            | Command::Compare(_)
+            | Command::Recommend(_)
+            | Command::Doctor(_)
     ) {
         quiet_on_closed_stdout();
     }
@@ -101,6 +119,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::List(args) => list::run(args),
         Command::Run(args) => run::run(args),
         Command::Report(args) => report::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Recommend(args) => recommend::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Serve(args) => runtime()?
             .block_on(crate::serve::serve(args, crate::serve::shutdown_signal()))

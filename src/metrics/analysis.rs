@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::open_loop::{closed_loop_stp, kept_up};
 use super::sharing::{normalized_progress, SharingFigures};
 use super::stats::Estimate;
 use super::throughput::{SloFigures, TenantFigures};
@@ -13,7 +14,7 @@ use super::validity::{check_run, FailedCheck, Verdict};
 use crate::monitor::{energy_per_item_j, summarize, MonitorSummary};
 use crate::results::schema::{RunRecord, RunStatus, Study};
 use crate::sharing::ModeSetting;
-use crate::workload::Device;
+use crate::workload::{paces_itself, Device};
 
 /// Everything computed from a study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,10 @@ pub struct RunAnalysis {
     /// STP, ANTT and fairness; only for shared runs with a baseline for every tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sharing: Option<SharingFigures>,
+    /// STP over the closed-loop tenants alone, for runs with open-loop tenants too (see
+    /// [`super::open_loop`]) (unitless).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stp_closed_loop: Option<f64>,
     /// GPU figures over each measured window, when a monitor ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpu: Vec<WindowGpu>,
@@ -54,13 +59,18 @@ pub struct WindowGpu {
     pub summary: MonitorSummary,
 }
 
-/// A mode and configuration across repetitions, from its VALID runs.
+/// A mode and configuration across repetitions, from its VALID runs (from all its runs,
+/// flagged, when none is VALID).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupAnalysis {
     pub mode: ModeSetting,
     pub config_idx: usize,
     pub n_runs: usize,
     pub n_valid: usize,
+    /// True when no run is VALID and the figures are those the INVALID runs measured:
+    /// shown, marked as not valid, so a reader sees why they failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_invalid: bool,
     pub tenants: Vec<TenantGroup>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stp: Option<Estimate>,
@@ -68,6 +78,9 @@ pub struct GroupAnalysis {
     pub antt: Option<Estimate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fairness: Option<Estimate>,
+    /// STP over the closed-loop tenants, when the mix has open-loop tenants too (unitless).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stp_closed_loop: Option<Estimate>,
     /// Mean GPU utilization over the measured windows, in percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub util_gpu_pct: Option<Estimate>,
@@ -89,6 +102,14 @@ pub struct TenantGroup {
     pub workload: String,
     pub device: Device,
     pub item: String,
+    /// True for a tenant that paces itself (see [`super::open_loop`]): its NP says whether
+    /// it kept up with its offered load, not what capacity it had.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_loop: bool,
+    /// For an open-loop tenant in a shared mode: in how many of the runs behind `np` it
+    /// kept up with its offered load (NP at least [`super::open_loop::KEPT_UP_NP`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_up: Option<usize>,
     /// Throughput, in items per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput_items_per_s: Option<Estimate>,
@@ -156,6 +177,7 @@ pub fn analyze(study: &Study) -> Analysis {
                 status: run.status,
                 tenants,
                 sharing: None,
+                stp_closed_loop: None,
                 gpu,
                 energy_gain: None,
                 verdict: Verdict::from_checks(failed),
@@ -179,6 +201,12 @@ pub fn analyze(study: &Study) -> Analysis {
         if missing.is_empty() {
             let np: Vec<f64> = run.tenants.iter().filter_map(|t| t.np).collect();
             run.sharing = Some(SharingFigures::of(&np));
+            let kinds: Vec<(f64, bool)> = run
+                .tenants
+                .iter()
+                .filter_map(|t| t.np.map(|np| (np, paces_itself(&t.workload))))
+                .collect();
+            run.stp_closed_loop = closed_loop_stp(&kinds);
             run.energy_gain = energy_gain(run, &energy_baseline);
         } else {
             for name in missing {
@@ -262,11 +290,18 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
                 .iter()
                 .filter(|r| r.mode == mode && r.config_idx == config_idx)
                 .collect();
-            let valid: Vec<&RunAnalysis> = members
+            let mut valid: Vec<&RunAnalysis> = members
                 .iter()
                 .copied()
                 .filter(|r| r.verdict.valid)
                 .collect();
+            let n_valid = valid.len();
+            // With no VALID run, the figures the INVALID ones measured are still shown
+            // (flagged), so that a reader can see what went wrong.
+            let from_invalid = n_valid == 0 && !members.is_empty();
+            if from_invalid {
+                valid = members.clone();
+            }
             let names: Vec<&TenantFigures> = members
                 .first()
                 .map_or(vec![], |r| r.tenants.iter().collect());
@@ -290,11 +325,20 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
                             .collect();
                         (!judged.is_empty()).then(|| judged.iter().filter(|&&b| b).count())
                     };
+                    let open_loop = paces_itself(&first.workload);
+                    let nps: Vec<f64> = valid
+                        .iter()
+                        .filter_map(|r| r.tenants.iter().find(|t| t.name == first.name))
+                        .filter_map(|t| t.np)
+                        .collect();
                     TenantGroup {
                         name: first.name.clone(),
                         workload: first.workload.clone(),
                         device: first.device,
                         item: first.item.clone(),
+                        open_loop,
+                        kept_up: (open_loop && mode.concurrent() && !nps.is_empty())
+                            .then(|| nps.iter().filter(|&&np| kept_up(np)).count()),
                         throughput_items_per_s: of(&|t| Some(t.throughput_items_per_s)),
                         np: of(&|t| t.np),
                         p50_ms: of(&|t| tail(t).map(|s| s.p50_ms)),
@@ -339,8 +383,15 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
                 energy_gain: Estimate::of(&gains),
                 throttling_seen,
                 n_runs: members.len(),
-                n_valid: valid.len(),
+                n_valid,
+                from_invalid,
                 tenants,
+                stp_closed_loop: Estimate::of(
+                    &valid
+                        .iter()
+                        .filter_map(|r| r.stp_closed_loop)
+                        .collect::<Vec<_>>(),
+                ),
                 stp: sharing(|s| s.stp),
                 antt: sharing(|s| s.antt),
                 fairness: sharing(|s| s.fairness),
@@ -353,13 +404,10 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
     use crate::monitor::{MonitorSeries, Sample};
-    use crate::results::schema::{RunRecord, Samples, TenantRecord, WindowRecord};
-    use crate::scenario::{self, Plan};
-    use crate::worker::protocol::WorkerSummary;
+    use crate::results::schema::{TenantRecord, WindowRecord};
+    use crate::results::testing::{self, tenant};
 
     const SCENARIO: &str = r#"name = "energy"
 [run]
@@ -375,35 +423,6 @@ workload = "cpu.synthetic"
 name = "b"
 workload = "cpu.synthetic"
 "#;
-
-    /// A tenant that completed `steps` steps of one item evenly over a 1 s window.
-    fn tenant(name: &str, steps: usize) -> TenantRecord {
-        let end_s: Vec<f64> = (1..=steps).map(|i| i as f64 / steps as f64).collect();
-        TenantRecord {
-            name: name.into(),
-            workload: "cpu.synthetic".into(),
-            device: Device::Gpu,
-            item: "steps".into(),
-            seed: 0,
-            prepare_s: None,
-            samples: Samples {
-                step_s: vec![1.0 / steps as f64; steps],
-                items: vec![1; steps],
-                end_s,
-                latency_s: vec![],
-                failed: vec![],
-            },
-            summary: Some(WorkerSummary {
-                window_s: 1.0,
-                steps: steps as u64,
-                items: steps as u64,
-                failed: 0,
-                memory_peak_bytes: None,
-            }),
-            exit: None,
-            error: None,
-        }
-    }
 
     /// A monitor series whose energy counter grows at `watts` from t = 0 to 10 s.
     fn series(watts: f64) -> MonitorSeries {
@@ -428,21 +447,10 @@ workload = "cpu.synthetic"
         windows: Vec<WindowRecord>,
         watts: f64,
     ) -> RunRecord {
-        RunRecord {
-            id: id.into(),
-            config_idx: 0,
-            mode,
-            repetition: 0,
-            status: RunStatus::Completed,
-            failure: None,
-            mode_record: Default::default(),
-            started_s: 0.0,
-            elapsed_s: 1.0,
-            tenants,
-            monitor: Some(series(watts)),
-            monitor_note: None,
-            windows,
-        }
+        let mut run = testing::run(id, mode, 0, tenants);
+        run.monitor = Some(series(watts));
+        run.windows = windows;
+        run
     }
 
     fn window(tenants: &[&str], start_s: f64) -> WindowRecord {
@@ -455,18 +463,9 @@ workload = "cpu.synthetic"
 
     #[test]
     fn energy_per_item_alone_and_the_energy_gain_of_sharing() {
-        let scenario = scenario::parse(Path::new("s.toml"), SCENARIO).unwrap();
-        let plan = Plan::expand(&scenario);
-        let study = Study {
-            schema_version: 1,
-            scenario_source: SCENARIO.into(),
-            scenario_path: "s.toml".into(),
-            environment: Default::default(),
-            started_at: String::new(),
-            finished_at: None,
-            interrupted: false,
-            analysis: None,
-            runs: vec![
+        let study = testing::study(
+            SCENARIO,
+            vec![
                 // Alone, each tenant does 100 items in 1 s at 200 W: 2 J per item.
                 run(
                     "exclusive/c0/r0",
@@ -485,9 +484,7 @@ workload = "cpu.synthetic"
                     300.0,
                 ),
             ],
-            scenario,
-            plan,
-        };
+        );
         let analysis = analyze(&study);
         let alone = &analysis.runs[0];
         for t in &alone.tenants {
@@ -502,82 +499,9 @@ workload = "cpu.synthetic"
         assert_eq!(group.power_w.unwrap().mean, 300.0);
     }
 
-    const SERVING: &str = r#"name = "serving"
-[run]
-duration_s = 1.0
-repetitions = 2
-min_samples = 10
-[[modes]]
-mode = "time-slicing"
-[[tenants]]
-name = "api"
-workload = "cpu.synthetic"
-slo = { percentile = 90.0, target_ms = 10.0 }
-"#;
-
-    /// A tenant recorded as a serving tenant records itself: 200 requests over 1 s,
-    /// `n_failed` of them failed, the others answered in `latency_ms`.
-    fn serving(n_failed: usize, latency_ms: f64) -> TenantRecord {
-        let mut record = tenant("api", 200);
-        record.device = Device::Cpu;
-        record.item = "requests".into();
-        let failed: Vec<u64> = (0..200).map(|i| u64::from(i < n_failed)).collect();
-        record.samples.items = failed.iter().map(|f| 1 - f).collect();
-        record.samples.latency_s = vec![latency_ms / 1e3; 200 - n_failed];
-        if n_failed > 0 {
-            record.samples.failed = failed;
-        }
-        record
-    }
-
     #[test]
-    fn failed_requests_and_slo_verdicts_reach_the_groups_and_the_report() {
-        let scenario = scenario::parse(Path::new("s.toml"), SERVING).unwrap();
-        let plan = Plan::expand(&scenario);
-        let mut exclusive = run(
-            "exclusive/c0/r0",
-            ModeSetting::Exclusive,
-            vec![serving(0, 5.0)],
-            vec![],
-            0.0,
-        );
-        exclusive.monitor = None;
-        let mut second = exclusive.clone();
-        second.id = "exclusive/c0/r1".into();
-        second.repetition = 1;
-        // Shared: 30 of 200 requests failed (15%) in one repetition, which breaks a P90
-        // although the answered ones took 5 ms; none failed in the other.
-        let mut shared = run(
-            "time-slicing/c0/r0",
-            ModeSetting::TimeSlicing,
-            vec![serving(30, 5.0)],
-            vec![],
-            0.0,
-        );
-        shared.monitor = None;
-        let mut shared_again = run(
-            "time-slicing/c0/r1",
-            ModeSetting::TimeSlicing,
-            vec![serving(0, 5.0)],
-            vec![],
-            0.0,
-        );
-        shared_again.monitor = None;
-        shared_again.repetition = 1;
-        let study = Study {
-            schema_version: 1,
-            scenario_source: SERVING.into(),
-            scenario_path: "s.toml".into(),
-            environment: Default::default(),
-            started_at: String::new(),
-            finished_at: None,
-            interrupted: false,
-            analysis: None,
-            runs: vec![exclusive, shared, second, shared_again],
-            scenario,
-            plan,
-        };
-        let analysis = analyze(&study);
+    fn failed_requests_and_slo_verdicts_reach_the_groups() {
+        let analysis = analyze(&testing::serving_study());
         let shared = &analysis.runs[1].tenants[0];
         assert_eq!((shared.steps, shared.items, shared.failed), (200, 170, 30));
         assert!(!shared.slo.unwrap().met);
@@ -587,18 +511,50 @@ slo = { percentile = 90.0, target_ms = 10.0 }
         let together = &analysis.groups[1].tenants[0];
         assert_eq!((together.slo_met, together.slo_judged), (Some(1), Some(2)));
         assert!((together.failed_fraction.unwrap().mean - 0.075).abs() < 1e-12);
-        let table = crate::report::render(&study, crate::report::Format::Markdown);
-        assert!(
-            table.contains("| SLO attained | SLO met | failed |"),
-            "{table}"
-        );
-        assert!(
-            table.contains("| 100.0%       | 2/2     | -      |"),
-            "{table}"
-        );
-        assert!(
-            table.contains("| 92.5%        | 1/2     | 7.50%  |"),
-            "{table}"
-        );
+    }
+
+    #[test]
+    fn a_group_without_valid_runs_shows_what_its_invalid_runs_measured() {
+        let mut study = testing::serving_study();
+        // Too few samples in every shared run: 5 steps against min_samples = 10.
+        for run in study.runs.iter_mut().filter(|r| r.mode.concurrent()) {
+            *run = testing::run(
+                &run.id,
+                run.mode.clone(),
+                run.repetition,
+                vec![tenant("api", 5)],
+            );
+        }
+        let analysis = analyze(&study);
+        let shared = &analysis.groups[1];
+        assert_eq!((shared.n_valid, shared.from_invalid), (0, true));
+        let np = shared.tenants[0].np.unwrap();
+        assert!((np.mean - 5.0 / 200.0).abs() < 1e-9, "{np:?}");
+        assert!(!analysis.groups[0].from_invalid);
+    }
+
+    #[test]
+    fn open_loop_tenants_are_marked_and_stp_is_stated_without_them() {
+        let mut study = testing::serving_study();
+        for run in &mut study.runs {
+            let mut closed = tenant("train", if run.mode.concurrent() { 50 } else { 100 });
+            closed.workload = "cpu.synthetic".into();
+            run.tenants[0].workload = "serve.delay".into();
+            run.tenants.push(closed);
+        }
+        study
+            .scenario_source
+            .push_str("[[tenants]]\nname = \"train\"\nworkload = \"cpu.synthetic\"\n");
+        study = testing::study(&study.scenario_source.clone(), study.runs);
+        let analysis = analyze(&study);
+        let shared = &analysis.groups[1];
+        let api = &shared.tenants[0];
+        assert!(api.open_loop);
+        // The repetition with 15% failed requests fell behind (NP 0.85), the other kept up.
+        assert_eq!(api.kept_up, Some(1));
+        assert!(!shared.tenants[1].open_loop);
+        assert!((shared.stp_closed_loop.unwrap().mean - 0.5).abs() < 1e-9);
+        assert!((shared.stp.unwrap().mean - (0.5 + 0.925)).abs() < 1e-9);
+        assert_eq!(analysis.groups[0].tenants[0].kept_up, None);
     }
 }

@@ -5,7 +5,10 @@
 //! report can be recomputed from `run.json` alone.
 
 mod analysis;
+pub mod compare;
 pub mod latency;
+pub mod open_loop;
+pub mod recommend;
 pub mod sharing;
 pub mod stats;
 pub mod throughput;

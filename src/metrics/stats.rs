@@ -91,6 +91,37 @@ pub fn bootstrap_ci(values: &[f64], level: f64) -> (f64, f64) {
     )
 }
 
+/// Percentile bootstrap interval at `level` of the relative change of the mean from
+/// `base` to `new` (`mean(new) / mean(base) - 1`), each side resampled independently, as
+/// criterion compares two benchmarks. With one value on both sides the interval is the
+/// point change.
+pub fn bootstrap_change_ci(base: &[f64], new: &[f64], level: f64) -> (f64, f64) {
+    if base.is_empty() || new.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(BOOTSTRAP_SEED);
+    let mut resample = |values: &[f64]| {
+        let n = values.len();
+        (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64
+    };
+    let mut changes: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .map(|_| {
+            let b = resample(base);
+            resample(new) / b - 1.0
+        })
+        .filter(|c| c.is_finite())
+        .collect();
+    if changes.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    changes.sort_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0;
+    (
+        quantile_sorted(&changes, tail),
+        quantile_sorted(&changes, 1.0 - tail),
+    )
+}
+
 /// Linear-interpolation quantile (type 7, as R and numpy default) of sorted values.
 pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -131,6 +162,20 @@ mod tests {
         // The mean of resamples cannot leave the range of the data.
         assert!(lo >= 9.0 && hi <= 11.0);
         assert_eq!((lo, hi), bootstrap_ci(&v, 0.95));
+    }
+
+    #[test]
+    fn the_change_interval_brackets_the_change_of_the_means() {
+        let base = [100.0, 101.0, 99.0];
+        let new = [90.0, 91.0, 89.0];
+        let (lo, hi) = bootstrap_change_ci(&base, &new, 0.95);
+        assert!(lo < -0.1 && -0.1 < hi, "{lo} {hi}");
+        // Extremes: the smallest new mean over the largest base mean, and the reverse.
+        assert!(
+            lo >= 89.0 / 101.0 - 1.0 && hi <= 91.0 / 99.0 - 1.0,
+            "{lo} {hi}"
+        );
+        assert_eq!(bootstrap_change_ci(&[2.0], &[3.0], 0.95), (0.5, 0.5));
     }
 
     #[test]

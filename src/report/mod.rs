@@ -4,10 +4,15 @@
 //! **Invariant:** reports measure nothing; every view is computed from a
 //! [`crate::results::Study`] alone, so any study can be re-rendered later.
 
+pub mod compare;
 pub mod completeness;
+mod error;
 mod format;
+pub mod recommend;
 pub mod snapshot;
 pub mod text;
+
+pub use error::ReportError;
 
 use serde::Serialize;
 
@@ -51,7 +56,13 @@ pub fn render(study: &Study, format: Format) -> String {
     let analysis = metrics::analyze(study);
     match format {
         Format::Table => text::render(study, &analysis, text::TextStyle::Terminal),
-        Format::Markdown => text::render(study, &analysis, text::TextStyle::Markdown),
+        Format::Markdown => {
+            let mut out = text::render(study, &analysis, text::TextStyle::Markdown);
+            let recommendations = metrics::recommend::recommend(study, &analysis, None);
+            out.push_str("\n## Recommendation\n\n");
+            out.push_str(&recommend::render(study, &recommendations));
+            out
+        }
         Format::Summary => snapshot::render(study, &analysis),
         Format::Json => {
             let completeness = Completeness::of(study);
@@ -70,5 +81,28 @@ pub fn render(study: &Study, format: Format) -> String {
             json.push('\n');
             json
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::testing;
+
+    #[test]
+    fn failed_requests_and_slo_verdicts_reach_the_markdown_table() {
+        let table = render(&testing::serving_study(), Format::Markdown);
+        assert!(
+            table.contains("| SLO attained | SLO met | failed |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 100.0%       | 2/2     | -      |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 92.5%        | 1/2     | 7.50%  |"),
+            "{table}"
+        );
     }
 }

@@ -63,6 +63,7 @@ pub fn render(study: &Study, analysis: &Analysis, style: TextStyle) -> String {
         "Tenants (mean over VALID repetitions, [95% bootstrap CI])",
     );
     out.push_str(&table(tenant_rows(study, analysis), style));
+    out.push_str(&notes(analysis));
 
     heading(
         &mut out,
@@ -124,7 +125,7 @@ pub fn render(study: &Study, analysis: &Analysis, style: TextStyle) -> String {
     out
 }
 
-fn table(rows: Vec<Vec<String>>, style: TextStyle) -> String {
+pub(super) fn table(rows: Vec<Vec<String>>, style: TextStyle) -> String {
     let mut builder = Builder::default();
     for row in rows {
         builder.push_record(row);
@@ -165,6 +166,7 @@ fn tenant_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
         "SLO met".into(),
         "failed".into(),
         "J/item alone".into(),
+        "offered load".into(),
     ]];
     for group in &analysis.groups {
         for t in &group.tenants {
@@ -197,10 +199,54 @@ fn tenant_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
                     .as_ref()
                     .map_or("-".to_string(), |e| format!("{:.2}%", e.mean * 100.0)),
                 mean(t.energy_per_item_j.as_ref()),
+                offered_load(t),
             ]);
+            if group.from_invalid {
+                for cell in rows
+                    .last_mut()
+                    .into_iter()
+                    .flat_map(|r| r.iter_mut().skip(4))
+                {
+                    if cell != "-" {
+                        cell.push_str(" (INVALID)");
+                    }
+                }
+            }
         }
     }
-    without_empty_columns(rows, &[9, 10, 11])
+    without_empty_columns(rows, &[9, 10, 11, 12])
+}
+
+/// Whether an open-loop tenant kept up with its offered load, over the runs behind its NP.
+pub(super) fn offered_load(t: &crate::metrics::TenantGroup) -> String {
+    match (t.kept_up, t.np.as_ref()) {
+        (Some(kept), Some(np)) if kept == np.n => format!("kept up {kept}/{}", np.n),
+        (Some(kept), Some(np)) => format!("fell behind {}/{}", np.n - kept, np.n),
+        _ => "-".to_string(),
+    }
+}
+
+/// What the marks in the tenant table mean, when they appear.
+pub(super) fn notes(analysis: &Analysis) -> String {
+    let mut out = String::new();
+    let tenants = || analysis.groups.iter().flat_map(|g| &g.tenants);
+    if tenants().any(|t| t.open_loop) {
+        out.push_str(&format!(
+            "Offered load: open-loop tenants (serving at a fixed rate, notebooks, the latency \
+             probe) pace themselves, so their NP is close to 1 whenever they keep up and \
+             does not show their capacity; `kept up` means NP of at least {} in every run, \
+             `fell behind` in how many runs it was lower. STP closed-loop sums NP over the \
+             other tenants.\n",
+            crate::metrics::open_loop::KEPT_UP_NP
+        ));
+    }
+    if analysis.groups.iter().any(|g| g.from_invalid) {
+        out.push_str(
+            "(INVALID): no run of that mode was VALID; the figures its INVALID runs \
+             measured are shown so you can see why, and are not results.\n",
+        );
+    }
+    out
 }
 
 /// Drops the given columns (ascending indices) where no data row has a value, so a study
@@ -229,6 +275,7 @@ fn sharing_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
         "GPU util %".into(),
         "power W".into(),
         "energy gain".into(),
+        "STP closed-loop".into(),
         "VALID runs".into(),
     ]];
     for group in &analysis.groups {
@@ -241,10 +288,22 @@ fn sharing_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
             mean(group.util_gpu_pct.as_ref()),
             mean(group.power_w.as_ref()),
             estimate(group.energy_gain.as_ref()),
+            estimate(group.stp_closed_loop.as_ref()),
             format!("{}/{}", group.n_valid, group.n_runs),
         ]);
+        if group.from_invalid {
+            for cell in rows
+                .last_mut()
+                .into_iter()
+                .flat_map(|r| r.iter_mut().skip(2))
+            {
+                if cell != "-" && !cell.contains('/') {
+                    cell.push_str(" (INVALID)");
+                }
+            }
+        }
     }
-    without_empty_columns(rows, &[5, 6, 7])
+    without_empty_columns(rows, &[5, 6, 7, 8])
 }
 
 fn run_rows(analysis: &Analysis) -> Vec<Vec<String>> {

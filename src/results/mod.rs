@@ -8,6 +8,8 @@
 
 pub mod schema;
 pub mod store;
+#[cfg(test)]
+pub mod testing;
 
 pub use schema::{Study, SCHEMA_VERSION};
 pub use store::{read_study, write_study, StoreError, StudyLock, RUN_FILE, RUN_FILE_GZ};

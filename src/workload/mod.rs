@@ -18,7 +18,7 @@ pub mod torch;
 pub use cpu_synthetic::CpuSynthetic;
 pub use error::WorkloadError;
 pub use params::{ParamInfo, ParamKind, ParamValue, Params};
-pub use registry::{build, find, registry, Availability, Device, WorkloadInfo};
+pub use registry::{build, find, paces_itself, registry, Availability, Device, WorkloadInfo};
 
 use std::time::Duration;
 

@@ -202,6 +202,16 @@ impl WorkloadInfo {
     }
 }
 
+/// Whether a workload paces itself instead of running as fast as the GPU lets it: a
+/// serving tenant at its offered `rate`, a notebook that mostly thinks, the latency probe
+/// at its fixed launch interval. Such an open-loop tenant has NP close to 1 whenever it
+/// keeps up, so reports show whether it kept up and STP over the closed-loop tenants too.
+pub fn paces_itself(workload: &str) -> bool {
+    workload.starts_with("serve.")
+        || workload == "interactive.notebook"
+        || workload == "probe.latency"
+}
+
 /// Every workload, in the order `gpushare list` shows them.
 pub fn registry() -> &'static [WorkloadInfo] {
     REGISTRY

@@ -9,6 +9,7 @@ mod incomplete;
 mod gpu_sharing;
 mod load;
 mod pipeline;
+mod reports;
 mod scenario_numbers;
 mod scenarios;
 mod serve;

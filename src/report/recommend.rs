@@ -1,0 +1,83 @@
+//! The recommendation as text: which mode to choose for the mix, the runner-up, what each
+//! tenant keeps under it, and one line per rejected mode saying why. A section of the
+//! Markdown and HTML reports and the output of `gpushare recommend`.
+
+use super::format::sig3;
+use crate::metrics::recommend::{Candidate, Recommendation};
+use crate::results::Study;
+
+fn keeps(candidate: &Candidate) -> String {
+    candidate
+        .keeps
+        .iter()
+        .map(|t| {
+            let pace = match t.kept_up {
+                Some(true) => ", kept up with its offered load",
+                Some(false) => ", fell behind its offered load",
+                None => "",
+            };
+            format!("`{}` NP {}{pace}", t.name, sig3(t.np))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn figures(c: &Candidate) -> String {
+    let closed = c
+        .stp_closed_loop
+        .map(|s| format!(", STP closed-loop {}", sig3(s)))
+        .unwrap_or_default();
+    format!(
+        "STP {}{closed}, fairness {}, {}/{} runs VALID",
+        sig3(c.stp),
+        sig3(c.fairness),
+        c.n_valid,
+        c.n_runs
+    )
+}
+
+/// Renders the recommendations as Markdown-friendly lines (also read fine in a terminal).
+pub fn render(study: &Study, recommendations: &[Recommendation]) -> String {
+    let mut out = String::new();
+    for rec in recommendations {
+        let config = study
+            .plan
+            .configs
+            .get(rec.config_idx)
+            .map(|c| c.label.as_str())
+            .filter(|l| !l.is_empty())
+            .map(|l| format!(" (c{} {l})", rec.config_idx))
+            .unwrap_or_else(|| {
+                if recommendations.len() > 1 {
+                    format!(" (c{})", rec.config_idx)
+                } else {
+                    String::new()
+                }
+            });
+        match &rec.choice {
+            Some(choice) => {
+                out.push_str(&format!(
+                    "Choose **{}**{config}: {}.\n",
+                    choice.mode,
+                    figures(choice)
+                ));
+                out.push_str(&format!("- Each tenant keeps: {}.\n", keeps(choice)));
+                if let Some(second) = &rec.runner_up {
+                    out.push_str(&format!(
+                        "- Runner-up: {} ({}).\n",
+                        second.mode,
+                        figures(second)
+                    ));
+                }
+            }
+            None => out.push_str(&format!(
+                "No mode{config} met every SLO in every VALID repetition: none can be \
+                 recommended.\n"
+            )),
+        }
+        for r in &rec.rejected {
+            out.push_str(&format!("- Not {}: {}.\n", r.mode, r.reason));
+        }
+    }
+    out
+}
