@@ -3,6 +3,7 @@
 
 mod doctor;
 mod error;
+mod feasibility;
 mod list;
 mod report;
 mod run;

@@ -12,7 +12,7 @@ pub mod throughput;
 pub mod validity;
 
 pub use analysis::{analyze, Analysis, GroupAnalysis, RunAnalysis, TenantGroup, WindowGpu};
-pub use latency::LatencySummary;
+pub use latency::{min_samples_for_percentile, LatencySummary};
 pub use sharing::SharingFigures;
 pub use stats::Estimate;
 pub use throughput::{SloFigures, TenantFigures};

@@ -5,6 +5,7 @@
 //! starts a process.
 
 mod error;
+mod feasibility;
 mod model;
 mod plan;
 mod shipped;
@@ -12,6 +13,7 @@ mod spec;
 mod validate;
 
 pub use error::{Problem, Problems, ScenarioError};
+pub use feasibility::{check as check_feasibility, Calibration, Shortfall};
 pub use model::{RunSettings, Scenario, Slo, Tenant};
 pub use plan::{Plan, PlannedRun, TenantConfig, TenantInstance};
 pub use shipped::SHIPPED;
