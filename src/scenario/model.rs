@@ -65,8 +65,12 @@ impl RunSettings {
 pub struct Tenant {
     pub name: String,
     pub workload: String,
-    /// Identical instances of this tenant, each its own worker process.
+    /// Identical instances of this tenant, each its own worker process (the first point
+    /// of `replicas_sweep` when that is given).
     pub replicas: u32,
+    /// The replica counts to sweep, when `replicas` is given as a list of several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas_sweep: Vec<u32>,
     /// Each parameter's values: one value, or several for a sweep axis.
     pub params: BTreeMap<String, Vec<ParamValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -50,7 +50,8 @@ pub struct ModeSpec {
 pub struct TenantSpec {
     pub name: Spanned<String>,
     pub workload: Spanned<String>,
-    pub replicas: Option<Spanned<i64>>,
+    /// An integer, or a list of them for a sweep axis.
+    pub replicas: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub params: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     pub slo: Option<Spanned<SloSpec>>,

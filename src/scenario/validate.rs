@@ -428,7 +428,13 @@ impl Checker<'_> {
                 None
             }
         };
-        let replicas = self.int_in(&spec.replicas, &field("replicas"), 1..=MAX_REPLICAS, 1) as u32;
+        let replicas_axis = self.replicas(&spec.replicas, &field("replicas"));
+        let replicas = replicas_axis.first().copied().unwrap_or(1);
+        let replicas_sweep = if replicas_axis.len() > 1 {
+            replicas_axis
+        } else {
+            vec![]
+        };
         let mut params = BTreeMap::new();
         for (key, value) in &spec.params {
             let param_field = field(&format!("params.{}", key.get_ref()));
@@ -522,10 +528,33 @@ impl Checker<'_> {
             name,
             workload: workload_name.to_string(),
             replicas,
+            replicas_sweep,
             params,
             slo,
             sharing,
         }
+    }
+}
+
+impl Checker<'_> {
+    /// `replicas`: an integer from 1 to [`MAX_REPLICAS`], or a list of them (a sweep axis).
+    fn replicas(&mut self, value: &Option<Spanned<toml::Value>>, field: &str) -> Vec<u32> {
+        let Some(v) = value else { return vec![1] };
+        let mut out = vec![];
+        for item in self.axis_items(v, field) {
+            match item {
+                toml::Value::Integer(x) if (1..=MAX_REPLICAS).contains(x) => out.push(*x as u32),
+                other => self.problem(
+                    v.span(),
+                    field,
+                    format!("must be between 1 and {MAX_REPLICAS}, got {other}"),
+                ),
+            }
+        }
+        if out.is_empty() {
+            out.push(1);
+        }
+        out
     }
 }
 
