@@ -5,6 +5,7 @@
 //! report can be recomputed from `run.json` alone.
 
 mod analysis;
+pub mod baseline;
 pub mod latency;
 pub mod sharing;
 pub mod stats;
@@ -12,6 +13,7 @@ pub mod throughput;
 pub mod validity;
 
 pub use analysis::{analyze, Analysis, GroupAnalysis, RunAnalysis, TenantGroup, WindowGpu};
+pub use baseline::Baseline;
 pub use latency::{min_samples_for_percentile, LatencySummary};
 pub use sharing::SharingFigures;
 pub use stats::Estimate;

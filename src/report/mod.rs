@@ -6,6 +6,7 @@
 
 mod format;
 pub mod snapshot;
+mod sweep;
 pub mod text;
 
 use serde::Serialize;

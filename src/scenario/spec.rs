@@ -29,6 +29,7 @@ pub struct RunSpec {
     pub repetitions: Option<Spanned<i64>>,
     pub min_samples: Option<Spanned<i64>>,
     pub min_duration_s: Option<Spanned<f64>>,
+    pub exclusive_replicas: Option<Spanned<i64>>,
     pub seed: Option<Spanned<i64>>,
     pub ready_timeout_s: Option<Spanned<f64>>,
     pub stop_timeout_s: Option<Spanned<f64>>,

@@ -125,6 +125,14 @@ impl Checker<'_> {
             }
             value
         });
+        let exclusive_replicas = spec.exclusive_replicas.as_ref().map(|_| {
+            self.int_in(
+                &spec.exclusive_replicas,
+                "run.exclusive_replicas",
+                1..=MAX_REPLICAS,
+                1,
+            ) as u32
+        });
         let seed = self.int_in(
             &spec.seed,
             "run.seed",
@@ -147,6 +155,7 @@ impl Checker<'_> {
             repetitions,
             min_samples,
             min_duration_s,
+            exclusive_replicas,
             seed,
             ready_timeout_s,
             stop_timeout_s,

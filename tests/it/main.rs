@@ -9,6 +9,7 @@ mod gpu_probes;
 mod gpu_sharing;
 mod load;
 mod pipeline;
+mod scaling;
 mod scenarios;
 mod serve;
 mod serve_tenant;
