@@ -25,6 +25,30 @@
 #   scripts/gpu-check.sh study SCENARIO [RUN FLAGS...]
 #                                # GPU machine: a shipped scenario through the torch build
 #                                # of gpushare, results to $OUT/<scenario>/
+#   scripts/gpu-check.sh measure [--dry-run] [occupancy] [interval] [scaling] [serve-scaling]
+#                                # GPU machine, carrying target/gpu-check-torch: the
+#                                # occupancy-mps scenario (1 repetition), the interval
+#                                # sweep, and the ResNet-50 scaling study (1-16 replicas,
+#                                # 3 s windows); serve-scaling (BERT-base services 1-16,
+#                                # about 8 minutes) only when named. Stops starting new
+#                                # studies after MEASURE_BUDGET_S (450) and interrupts a
+#                                # running one at the budget (its runs so far are kept).
+#                                # One $OUT/measure-<phase>.tar.gz per study, a summary in
+#                                # $OUT/measure-summary.txt. --dry-run checks the plans
+#                                # (--strict) and runs nothing; MEASURE_BIN replaces the
+#                                # torch build (for a dry run on a development machine).
+#   scripts/gpu-check.sh bench-timed [probes|mixes|all]
+#                                # GPU machine, carrying target/gpu-check-torch (which
+#                                # holds the mps bench built with torch): the standard
+#                                # matrix of `cargo bench --features torch --bench mps`,
+#                                # or one half of it (probes: about 3.5 min; mixes: about
+#                                # 6), with its wall time; results in
+#                                # $OUT/bench-mps-<part>.tar.gz
+#   scripts/gpu-check.sh compare-repeated [a|b|c|all|N...]
+#                                # GPU machine: bench/reference/compare.sh, 3 alternating
+#                                # rounds per configuration, for configurations 1-4 (a),
+#                                # 5-8 (b), 9-12 (c), all, or the numbers given (see
+#                                # `bench/reference/compare.sh --list`); about 5 min a part
 #   scripts/gpu-check.sh bench [mps|timeslice|mig ...]
 #                                # GPU machine: the sharing-mode benches (default: mps,
 #                                # whose study covers timeslice's modes, then mig); each
@@ -106,6 +130,7 @@ build_torch() {
     mkdir -p "$torch_bundle"
     local with=scripts/with-libtorch.sh
     $with cargo test --release --features torch --no-run --test it --message-format=json | collect "$torch_bundle"
+    $with cargo bench --features torch --bench mps --no-run --message-format=json | collect "$torch_bundle"
     $with cargo build --release --features torch --bin gpushare --example torch_throughput
     cp target/release/gpushare "$torch_bundle/gpushare-bin"
     cp target/release/examples/torch_throughput "$torch_bundle/torch_throughput"
@@ -328,6 +353,141 @@ run() {
     return "$rc"
 }
 
+# Prints the report sections of $1 (a `gpushare run` table) whose heading matches $2.
+report_section() {
+    awk -v want="$2" '
+        $0 ~ "^" want { on = 1 }
+        on { print }
+        on && /^└/ { on = 0 }
+    ' "$1"
+}
+
+# The occupancy, interval and scaling studies in one call, within MEASURE_BUDGET_S.
+measure() {
+    local dry=no phases=() arg bin
+    for arg in "$@"; do
+        case "$arg" in
+            --dry-run) dry=yes ;;
+            occupancy | interval | scaling | serve-scaling) phases+=("$arg") ;;
+            *) die "measure: unknown argument $arg (--dry-run, occupancy, interval, scaling, serve-scaling)" ;;
+        esac
+    done
+    [ ${#phases[@]} -gt 0 ] || phases=(occupancy interval scaling)
+    if [ -n "${MEASURE_BIN:-}" ]; then
+        bin=$MEASURE_BIN
+        export NO_COLOR=1
+    else
+        torch_env
+        bin="$torch_bundle/gpushare-bin"
+    fi
+    local out="${OUT:-$torch_bundle/logs}" work budget="${MEASURE_BUDGET_S:-450}" start=$SECONDS
+    local rc=0 phase scenario left status flags
+    work=$(mktemp -d "${TMPDIR:-/tmp}/gpushare-measure.XXXXXX")
+    mkdir -p "$out"
+    local summary="$out/measure-summary.txt"
+    : >"$summary"
+    if [ "$dry" = no ]; then
+        local before
+        before=$(mps_pids | tr '\n' ' ')
+        [ -z "$before" ] || die "MPS processes already run ($before); not starting"
+        trap cleanup_mps EXIT
+        nvidia-smi --query-gpu=name,driver_version,compute_mode,mig.mode.current --format=csv,noheader | tee -a "$summary" || true
+    fi
+    for phase in "${phases[@]}"; do
+        case "$phase" in
+            occupancy) scenario=occupancy-mps flags=(--repetitions 1) ;;
+            interval) scenario=latency-interval-sweep flags=() ;;
+            scaling) scenario=scaling-resnet50-infer flags=(--duration 3) ;;
+            serve-scaling) scenario=scaling-serve flags=() ;;
+        esac
+        if [ "$dry" = yes ]; then
+            echo "== $phase: $bin run $scenario --strict ${flags[*]}" | tee -a "$summary"
+            "$bin" run "$scenario" --dry-run --strict "${flags[@]}" >"$work/$phase.plan" || rc=1
+            head -n 2 "$work/$phase.plan" | tee -a "$summary"
+            continue
+        fi
+        left=$((budget - (SECONDS - start)))
+        if [ "$left" -lt 45 ]; then
+            echo "== $phase: skipped, the ${budget} s budget is spent" | tee -a "$summary"
+            rc=1
+            continue
+        fi
+        echo "== $phase: $scenario ${flags[*]} (at most ${left} s)" | tee -a "$summary"
+        status=0
+        timeout -s INT -k 30 "$left" "$bin" run "$scenario" --out "$work/$phase" --force --strict \
+            "${flags[@]}" >"$work/$phase-report.txt" 2>"$work/$phase-progress.txt" || status=$?
+        cleanup_mps
+        mkdir -p "$work/$phase"
+        mv "$work/$phase-report.txt" "$work/$phase-progress.txt" "$work/$phase/" 2>/dev/null || true
+        tar -czf "$out/measure-$phase.tar.gz" -C "$work" "$phase"
+        echo "exit status $status after $((SECONDS - start)) s in all" | tee -a "$summary"
+        [ "$status" -eq 0 ] || rc=1
+        {
+            report_section "$work/$phase/$phase-report.txt" "Baselines"
+            report_section "$work/$phase/$phase-report.txt" "Along the sweep"
+            grep -E '^(c[0-9]+ .*host-bound|[0-9]+ of [0-9]+ runs VALID)' "$work/$phase/$phase-report.txt" || true
+            tail -n 3 "$work/$phase/$phase-progress.txt"
+        } | tee -a "$summary"
+    done
+    if [ "$dry" = no ]; then
+        cleanup_mps
+        trap - EXIT
+        echo "== MPS processes left: $(mps_pids | tr '\n' ' '); wall $((SECONDS - start)) s" | tee -a "$summary"
+    fi
+    rm -rf "$work"
+    return "$rc"
+}
+
+# The standard matrix of the mps bench built with torch (or one half of it), timed.
+bench_timed() {
+    local part="${1:-all}" out rc=0 start=$SECONDS work
+    case "$part" in probes | mixes | all) ;; *) die "bench-timed: part must be probes, mixes or all" ;; esac
+    torch_env
+    [ -x "$torch_bundle/mps-bench" ] || die "no $torch_bundle/mps-bench: run '$0 build-torch' on the development machine"
+    out="${OUT:-$torch_bundle/logs}"
+    work=$(mktemp -d "${TMPDIR:-/tmp}/gpushare-bench.XXXXXX")
+    mkdir -p "$out"
+    before=$(mps_pids | tr '\n' ' ')
+    [ -z "$before" ] || die "MPS processes already run ($before); not starting"
+    export GPUSHARE_BIN="$PWD/$torch_bundle/gpushare-bin" GPUSHARE_RESULTS_DIR="$work"
+    export CRITERION_HOME=/tmp/gpu-check-criterion GPUSHARE_BENCH_PART="$part"
+    trap cleanup_mps EXIT
+    timeout -s INT -k 30 "${BENCH_LIMIT_S:-570}" "$torch_bundle/mps-bench" --bench \
+        >"$work/bench-mps-$part.log" 2>&1 || rc=$?
+    cleanup_mps
+    trap - EXIT
+    tar -czf "$out/bench-mps-$part.tar.gz" -C "$work" .
+    grep -vE '^(Benchmarking |Gnuplot not found|$)' "$work/bench-mps-$part.log" \
+        | grep -E 'bench:|runs VALID|^launch-latency|time:|^\[|^(│|┌|└|├)' | tail -n 150 || true
+    echo "FIGURE bench_mps_wall_s{part=$part} $((SECONDS - start)) (exit status $rc; MPS processes left: $(mps_pids | tr '\n' ' '))"
+    rm -rf "$work"
+    return "$rc"
+}
+
+# compare.sh with alternating rounds for a part of the 12 configurations.
+compare_repeated() {
+    local part="${1:-a}" configs out rc=0 start=$SECONDS
+    case "$part" in
+        a) configs="1 2 3 4" ;;
+        b) configs="5 6 7 8" ;;
+        c) configs="9 10 11 12" ;;
+        all) configs="" ;;
+        [0-9]*) configs="$*" part="n${*// /-}" ;;
+        *) die "compare-repeated: part must be a, b, c, all or configuration numbers" ;;
+    esac
+    if [ -z "${COMPARE_DRY_RUN:-}" ]; then
+        torch_env
+    fi
+    out="${OUT:-$torch_bundle/logs}"
+    mkdir -p "$out"
+    echo "== gpushare's torch job vs PyTorch eager, ${COMPARE_ROUNDS:-3} alternating rounds, configurations ${configs:-all}"
+    COMPARE_CONFIGS="$configs" bench/reference/compare.sh "$torch_bundle/torch_throughput" --steps 40 \
+        >"$out/compare-$part.txt" 2>"$out/compare-$part.jsonl" || rc=$?
+    cat "$out/compare-$part.txt"
+    echo "compare-repeated $part: exit status $rc, $((SECONDS - start)) s"
+    return "$rc"
+}
+
 # Runs the sharing-mode benches one after another; exits with the first failing one's status.
 bench() {
     [ -x "$bundle/gpushare-bin" ] || die "no $bundle/gpushare-bin: run '$0 build' on the development machine"
@@ -362,5 +522,8 @@ case "${1:-}" in
     compare) compare ;;
     study) shift; study "$@" ;;
     bench) shift; bench "$@" ;;
-    *) die "usage: $0 build | build-torch | run [--bench-probes] [--sharing-only] | torch [--compare] | compare | study SCENARIO [FLAGS] | bench [mps|timeslice|mig ...]" ;;
+    measure) shift; measure "$@" ;;
+    bench-timed) shift; bench_timed "$@" ;;
+    compare-repeated) shift; compare_repeated "$@" ;;
+    *) die "usage: $0 build | build-torch | run [--bench-probes] [--sharing-only] | torch [--compare] | compare | study SCENARIO [FLAGS] | bench [mps|timeslice|mig ...] | measure [--dry-run] [PHASE...] | bench-timed [probes|mixes|all] | compare-repeated [a|b|c|all|N...]" ;;
 esac

@@ -4,6 +4,7 @@
 mod compare;
 mod doctor;
 mod error;
+mod feasibility;
 mod list;
 mod recommend;
 mod report;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::feasibility::FeasibilityArgs;
 use super::{exit, CliError};
 use crate::isolation::ProcessIsolation;
 use crate::limits;
@@ -50,6 +51,8 @@ pub struct RunArgs {
     /// two counter readings is integrated from the power samples.
     #[arg(long, default_value_t = 1000)]
     pub monitor_slow_interval_ms: u64,
+    #[command(flatten)]
+    pub feasibility: FeasibilityArgs,
 }
 
 /// Seconds from `30s`, `500ms`, `2m` (humantime) or a plain number of seconds.
@@ -84,6 +87,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     // Counted before anything is expanded, so a plan too large to run is refused at once.
     let budget = scenario::check_budget(&scenario, args.force)?;
     let plan = Plan::expand(&scenario);
+    let calibration = args.feasibility.load_calibration()?;
+    args.feasibility
+        .check(&scenario, &plan, calibration.as_ref())?;
     if args.dry_run {
         print!("{}", plan.describe(&scenario));
         println!("estimated: {budget}");

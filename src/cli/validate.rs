@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::feasibility::FeasibilityArgs;
 use super::{exit, CliError};
 use crate::errors::error_chain;
 use crate::scenario;
@@ -23,10 +24,14 @@ pub struct ValidateArgs {
     /// Without it, validation does not depend on the host.
     #[arg(long)]
     pub host: bool,
+    #[command(flatten)]
+    pub feasibility: FeasibilityArgs,
 }
 
-/// Checks every file and reports every problem; exit 2 if any file is invalid.
+/// Checks every file and reports every problem; exit 2 if any file is invalid (or, with
+/// `--strict`, cannot reach its sample counts).
 pub fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
+    let calibration = args.feasibility.load_calibration()?;
     let mut n_bad = 0;
     let host = args.host.then(crate::doctor::diagnose);
     for arg in &args.files {
@@ -52,6 +57,19 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
                     path.display(),
                     scenario.name
                 );
+                // Sample counts are checked per configuration, which needs the plan
+                // expanded: only within the size limits (a forced plan beyond them is
+                // stated, not expanded).
+                if budget.over_limits().is_empty() {
+                    let plan = scenario::Plan::expand(&scenario);
+                    if let Err(err) = args
+                        .feasibility
+                        .check(&scenario, &plan, calibration.as_ref())
+                    {
+                        n_bad += 1;
+                        eprintln!("{}: {err}", path.display());
+                    }
+                }
             }
             Err(err) => {
                 n_bad += 1;

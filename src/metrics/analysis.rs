@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::baseline::{self, Baseline};
 use super::open_loop::{closed_loop_stp, kept_up};
 use super::sharing::{normalized_progress, SharingFigures};
 use super::stats::Estimate;
@@ -20,6 +21,10 @@ use crate::workload::{paces_itself, Device};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
     pub runs: Vec<RunAnalysis>,
+    /// Each tenant's pooled exclusive baseline per configuration (identical replicas
+    /// share one), the denominator of its NP.
+    #[serde(default)]
+    pub baselines: Vec<Baseline>,
     /// One group per (mode, configuration), over its repetitions, in plan order.
     pub groups: Vec<GroupAnalysis>,
 }
@@ -84,6 +89,10 @@ pub struct GroupAnalysis {
     /// Mean GPU utilization over the measured windows, in percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub util_gpu_pct: Option<Estimate>,
+    /// Peak GPU memory in use (all processes, as NVML counts it) in each measured
+    /// window, mean over windows, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_used_peak_bytes: Option<Estimate>,
     /// Mean board power over the measured windows, in watts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_w: Option<Estimate>,
@@ -185,8 +194,24 @@ pub fn analyze(study: &Study) -> Analysis {
         })
         .collect();
 
-    let baseline = baselines(&runs, |t| Some(t.throughput_items_per_s));
-    let energy_baseline = baselines(&runs, |t| t.energy_per_item_j);
+    let pooled = baseline::pool(study, &runs);
+    let mut baseline: BTreeMap<(usize, String), f64> = BTreeMap::new();
+    let mut energy_baseline: BTreeMap<(usize, String), f64> = BTreeMap::new();
+    for config in &study.plan.configs {
+        for instance in &config.tenants {
+            let Some(b) = pooled
+                .iter()
+                .find(|b| b.config_idx == config.config_idx && b.tenant_idx == instance.tenant_idx)
+            else {
+                continue;
+            };
+            let key = (config.config_idx, instance.name.clone());
+            baseline.insert(key.clone(), b.throughput_items_per_s.mean);
+            if let Some(j) = b.energy_per_item_j {
+                energy_baseline.insert(key, j);
+            }
+        }
+    }
     for run in &mut runs {
         let mut missing = vec![];
         for t in &mut run.tenants {
@@ -220,7 +245,11 @@ pub fn analyze(study: &Study) -> Analysis {
         }
     }
     let groups = groups(&runs);
-    Analysis { runs, groups }
+    Analysis {
+        runs,
+        baselines: pooled,
+        groups,
+    }
 }
 
 /// The GPU summary of each measured window of a run.
@@ -248,31 +277,6 @@ fn energy_gain(
         alone_j += alone_j_per_item.get(&(run.config_idx, t.name.clone()))? * t.items as f64;
     }
     (shared_j > 0.0).then(|| alone_j / shared_j)
-}
-
-/// Each tenant's mean figure alone, per configuration, from VALID exclusive runs.
-fn baselines(
-    runs: &[RunAnalysis],
-    figure: fn(&TenantFigures) -> Option<f64>,
-) -> BTreeMap<(usize, String), f64> {
-    let mut values: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
-    for run in runs
-        .iter()
-        .filter(|r| r.mode == ModeSetting::Exclusive && r.verdict.valid)
-    {
-        for t in &run.tenants {
-            if let Some(v) = figure(t) {
-                values
-                    .entry((run.config_idx, t.name.clone()))
-                    .or_default()
-                    .push(v);
-            }
-        }
-    }
-    values
-        .into_iter()
-        .map(|(key, v)| (key, super::stats::mean(&v)))
-        .collect()
 }
 
 fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
@@ -380,6 +384,7 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
             GroupAnalysis {
                 util_gpu_pct: gpu(|s| s.mean_util_gpu_pct),
                 power_w: gpu(|s| s.mean_power_w),
+                memory_used_peak_bytes: gpu(|s| s.peak_memory_used_bytes.map(|b| b as f64)),
                 energy_gain: Estimate::of(&gains),
                 throttling_seen,
                 n_runs: members.len(),
@@ -408,6 +413,10 @@ mod tests {
     use crate::monitor::{MonitorSeries, Sample};
     use crate::results::schema::{TenantRecord, WindowRecord};
     use crate::results::testing::{self, tenant};
+    use crate::results::Study;
+    use crate::scenario::{self, Plan};
+    use crate::sharing::ModeSetting;
+    use std::path::Path;
 
     const SCENARIO: &str = r#"name = "energy"
 [run]
@@ -497,6 +506,80 @@ workload = "cpu.synthetic"
         let group = &analysis.groups[1];
         assert_eq!(group.util_gpu_pct.unwrap().mean, 50.0);
         assert_eq!(group.power_w.unwrap().mean, 300.0);
+    }
+
+    #[test]
+    fn identical_replicas_share_one_pooled_baseline_and_a_noisy_one_is_flagged() {
+        let text = r#"name = "replicas"
+[run]
+duration_s = 1.0
+repetitions = 1
+min_samples = 10
+[[modes]]
+mode = "time-slicing"
+[[tenants]]
+name = "r"
+workload = "cpu.synthetic"
+replicas = 2
+"#;
+        let scenario = scenario::parse(Path::new("s.toml"), text).unwrap();
+        let plan = Plan::expand(&scenario);
+        let study = Study {
+            schema_version: 1,
+            scenario_source: text.into(),
+            scenario_path: "s.toml".into(),
+            environment: Default::default(),
+            started_at: String::new(),
+            finished_at: None,
+            interrupted: false,
+            analysis: None,
+            runs: vec![
+                // Alone the same work ran at 100 and 80 items/s: one baseline of 90.
+                run(
+                    "exclusive/c0/r0",
+                    ModeSetting::Exclusive,
+                    vec![tenant("r#0", 100), tenant("r#1", 80)],
+                    vec![window(&["r#0"], 1.0), window(&["r#1"], 3.0)],
+                    200.0,
+                ),
+                run(
+                    "time-slicing/c0/r0",
+                    ModeSetting::TimeSlicing,
+                    vec![tenant("r#0", 45), tenant("r#1", 45)],
+                    vec![window(&["r#0", "r#1"], 1.0)],
+                    300.0,
+                ),
+            ],
+            scenario,
+            plan,
+        };
+        let analysis = analyze(&study);
+        let [baseline] = analysis.baselines.as_slice() else {
+            panic!("{:?}", analysis.baselines)
+        };
+        assert_eq!((baseline.tenant.as_str(), baseline.n_replicas), ("r", 2));
+        assert!((baseline.throughput_items_per_s.mean - 90.0).abs() < 1e-9);
+        assert_eq!(baseline.throughput_items_per_s.n, 2);
+        assert_eq!(baseline.util_gpu_pct.unwrap().mean, 50.0);
+        // Same throughput shared, so the same NP for the same work.
+        let np: Vec<f64> = analysis.runs[1]
+            .tenants
+            .iter()
+            .map(|t| t.np.unwrap())
+            .collect();
+        assert!(
+            (np[0] - 0.5).abs() < 1e-9 && (np[1] - 0.5).abs() < 1e-9,
+            "{np:?}"
+        );
+        assert!((analysis.runs[1].sharing.unwrap().stp - 1.0).abs() < 1e-9);
+        assert_eq!(
+            baseline.host_bound.as_deref(),
+            Some(
+                "host-bound: sharing gains here include CPU overlap (alone it varied by 15.7% \
+                 (CV over 2 measurements), beyond the 5% goal; alone it kept the GPU busy 50% \
+                 of the time (under 80%))"
+            )
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! report can be recomputed from `run.json` alone.
 
 mod analysis;
+pub mod baseline;
 pub mod compare;
 pub mod latency;
 pub mod open_loop;
@@ -15,7 +16,8 @@ pub mod throughput;
 pub mod validity;
 
 pub use analysis::{analyze, Analysis, GroupAnalysis, RunAnalysis, TenantGroup, WindowGpu};
-pub use latency::LatencySummary;
+pub use baseline::Baseline;
+pub use latency::{min_samples_for_percentile, LatencySummary};
 pub use sharing::SharingFigures;
 pub use stats::Estimate;
 pub use throughput::{SloFigures, TenantFigures};

@@ -116,6 +116,7 @@ mod tests {
             repetitions: 1,
             min_samples: 50,
             min_duration_s: None,
+            exclusive_replicas: None,
             seed: 1,
             ready_timeout_s: 1.0,
             stop_timeout_s: 1.0,

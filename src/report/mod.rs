@@ -10,6 +10,7 @@ mod error;
 mod format;
 pub mod recommend;
 pub mod snapshot;
+mod sweep;
 pub mod text;
 
 pub use error::ReportError;

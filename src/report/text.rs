@@ -4,6 +4,7 @@ use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use super::format::{estimate, mean, sig3};
+use super::sweep;
 use crate::metrics::{Analysis, GroupAnalysis};
 use crate::results::Study;
 use crate::workload::Device;
@@ -65,6 +66,17 @@ pub fn render(study: &Study, analysis: &Analysis, style: TextStyle) -> String {
     out.push_str(&table(tenant_rows(study, analysis), style));
     out.push_str(&notes(analysis));
 
+    if !analysis.baselines.is_empty() {
+        heading(
+            &mut out,
+            "Baselines (each tenant alone; identical replicas pooled into one, [95% bootstrap CI])",
+        );
+        out.push_str(&table(sweep::baseline_rows(study, analysis), style));
+        for note in sweep::baseline_notes(study, analysis) {
+            out.push_str(&format!("{note}\n"));
+        }
+    }
+
     heading(
         &mut out,
         "Sharing (NP against exclusive; STP = sum NP, ANTT = mean 1/NP, fairness = Jain)",
@@ -100,6 +112,14 @@ pub fn render(study: &Study, analysis: &Analysis, style: TextStyle) -> String {
             "No GPU samples in {} run(s): {note}\n",
             unmonitored.len()
         ));
+    }
+
+    if sweep::has_sweep(study) {
+        heading(
+            &mut out,
+            "Along the sweep (means over VALID repetitions; latency of the SLO, probe and serving tenants)",
+        );
+        out.push_str(&table(sweep::sweep_rows(study, analysis), style));
     }
 
     heading(&mut out, "Runs");

@@ -105,11 +105,22 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
     };
     record.mode_record = guard.record();
     // Exclusive runs each tenant alone in turn; the other modes run them all at once.
+    // With run.exclusive_replicas, only that many replicas of each tenant run alone: the
+    // pooled baseline of identical replicas (metrics::baseline) stands for the others.
     let groups: Vec<Vec<usize>> = if run.mode.concurrent() {
         vec![(0..config.tenants.len()).collect()]
     } else {
-        (0..config.tenants.len()).map(|i| vec![i]).collect()
+        let measured = ctx.scenario.run.exclusive_replicas.unwrap_or(u32::MAX);
+        (0..config.tenants.len())
+            .filter(|&i| config.tenants[i].replica_idx < measured)
+            .map(|i| vec![i])
+            .collect()
     };
+    let measured: Vec<String> = groups
+        .iter()
+        .flatten()
+        .map(|&i| config.tenants[i].name.clone())
+        .collect();
     for group in groups {
         let outcome = measure(ctx, run, &group, guard.as_ref(), &mut record.tenants).await;
         if let Some((go, stop)) = outcome.window {
@@ -128,6 +139,9 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
             record.failure = Some(reason);
             break;
         }
+    }
+    if measured.len() < record.tenants.len() {
+        record.tenants.retain(|t| measured.contains(&t.name));
     }
     if let Err(err) = tokio::task::block_in_place(|| guard.exit()) {
         let reason = crate::errors::error_chain(&err);

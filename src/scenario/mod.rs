@@ -6,6 +6,7 @@
 
 mod budget;
 mod error;
+mod feasibility;
 mod model;
 mod plan;
 mod shipped;
@@ -16,6 +17,7 @@ pub use budget::{
     wall_time, Budget, MAX_ESTIMATED_S, MAX_RUNS, MAX_WORKERS_PER_RUN, OVERHEAD_PER_WINDOW_S,
 };
 pub use error::{Problem, Problems, ScenarioError};
+pub use feasibility::{check as check_feasibility, Calibration, Shortfall};
 pub use model::{RunSettings, Scenario, Slo, Tenant};
 pub use plan::{Plan, PlannedRun, TenantConfig, TenantInstance};
 pub use shipped::SHIPPED;

@@ -34,6 +34,10 @@ pub struct RunSettings {
     /// the scenario sets it; otherwise a share of the window (see [`Self::min_duration_s`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_duration_s: Option<f64>,
+    /// Replicas of each tenant the exclusive mode measures alone, when the scenario
+    /// limits them; the others share their pooled baseline. All when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusive_replicas: Option<u32>,
     /// Base seed; every tenant replica and repetition derives its own from it.
     pub seed: u64,
     /// Longest wait for a worker to report Ready, in seconds.
@@ -65,8 +69,12 @@ impl RunSettings {
 pub struct Tenant {
     pub name: String,
     pub workload: String,
-    /// Identical instances of this tenant, each its own worker process.
+    /// Identical instances of this tenant, each its own worker process (the first point
+    /// of `replicas_sweep` when that is given).
     pub replicas: u32,
+    /// The replica counts to sweep, when `replicas` is given as a list of several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas_sweep: Vec<u32>,
     /// Each parameter's values: one value, or several for a sweep axis.
     pub params: BTreeMap<String, Vec<ParamValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -134,17 +134,36 @@ impl Plan {
     }
 }
 
+/// The name a replica-count axis has among a tenant's parameter axes; no workload
+/// parameter can be called so, since it is a field of the tenant itself.
+const REPLICAS_AXIS: &str = "replicas";
+
 fn expand_configs(scenario: &Scenario) -> Vec<TenantConfig> {
+    let replica_values: Vec<Vec<ParamValue>> = scenario
+        .tenants
+        .iter()
+        .map(|t| {
+            t.replicas_sweep
+                .iter()
+                .map(|&n| ParamValue::Int(i64::from(n)))
+                .collect()
+        })
+        .collect();
     // Each axis is (tenant index, parameter name, its values); single values are not axes.
+    // A swept replica count is an axis too, before the tenant's parameters.
     let axes: Vec<(usize, &str, &[ParamValue])> = scenario
         .tenants
         .iter()
         .enumerate()
         .flat_map(|(idx, t)| {
-            t.params
-                .iter()
-                .filter(|(_, values)| values.len() > 1)
-                .map(move |(name, values)| (idx, name.as_str(), values.as_slice()))
+            let replicas = (replica_values[idx].len() > 1)
+                .then(|| (idx, REPLICAS_AXIS, replica_values[idx].as_slice()));
+            replicas.into_iter().chain(
+                t.params
+                    .iter()
+                    .filter(|(_, values)| values.len() > 1)
+                    .map(move |(name, values)| (idx, name.as_str(), values.as_slice())),
+            )
         })
         .collect();
     let n_configs: usize = axes.iter().map(|(_, _, v)| v.len()).product();
@@ -184,8 +203,12 @@ fn expand_configs(scenario: &Scenario) -> Vec<TenantConfig> {
                         })
                         .collect(),
                 );
-                for replica_idx in 0..tenant.replicas {
-                    let name = if tenant.replicas > 1 {
+                let n_replicas = match chosen.get(&(tenant_idx, REPLICAS_AXIS)) {
+                    Some(ParamValue::Int(n)) => *n as u32,
+                    _ => tenant.replicas,
+                };
+                for replica_idx in 0..n_replicas {
+                    let name = if n_replicas > 1 {
                         format!("{}#{replica_idx}", tenant.name)
                     } else {
                         tenant.name.clone()
@@ -208,4 +231,74 @@ fn expand_configs(scenario: &Scenario) -> Vec<TenantConfig> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_replica_list_is_a_sweep_axis_named_like_a_parameter() {
+        let text = r#"name = "scale"
+[[modes]]
+mode = "time-slicing"
+[[tenants]]
+name = "infer"
+workload = "cpu.synthetic"
+replicas = [1, 2, 4]
+params = { step_ms = [1.0, 2.0] }
+[[tenants]]
+name = "other"
+workload = "cpu.synthetic"
+"#;
+        let scenario = crate::scenario::parse(Path::new("s.toml"), text).unwrap();
+        assert_eq!(scenario.tenants[0].replicas, 1);
+        assert_eq!(scenario.tenants[0].replicas_sweep, vec![1, 2, 4]);
+        let plan = Plan::expand(&scenario);
+        let shape: Vec<(String, Vec<String>)> = plan
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.label.clone(),
+                    c.tenants.iter().map(|t| t.name.clone()).collect(),
+                )
+            })
+            .collect();
+        let names = |n: usize| -> Vec<String> {
+            let mut v: Vec<String> = if n == 1 {
+                vec!["infer".into()]
+            } else {
+                (0..n).map(|i| format!("infer#{i}")).collect()
+            };
+            v.push("other".into());
+            v
+        };
+        assert_eq!(
+            shape,
+            vec![
+                ("infer.replicas=1 infer.step_ms=1".to_string(), names(1)),
+                ("infer.replicas=1 infer.step_ms=2".to_string(), names(1)),
+                ("infer.replicas=2 infer.step_ms=1".to_string(), names(2)),
+                ("infer.replicas=2 infer.step_ms=2".to_string(), names(2)),
+                ("infer.replicas=4 infer.step_ms=1".to_string(), names(4)),
+                ("infer.replicas=4 infer.step_ms=2".to_string(), names(4)),
+            ]
+        );
+        // The replica count is not a workload parameter.
+        assert!(!plan.configs[4].tenants[3].params.0.contains_key("replicas"));
+        assert_eq!(plan.runs.len(), 6 * 2 * 3);
+    }
+
+    #[test]
+    fn a_bad_replica_count_in_a_list_is_located() {
+        let text = "name = \"s\"\n[[modes]]\nmode = \"mps\"\n[[tenants]]\nname = \"a\"\nworkload = \"cpu.synthetic\"\nreplicas = [1, 65]\n";
+        let err = crate::scenario::parse(Path::new("s.toml"), text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "s.toml:7:12: `tenants[0].replicas`: must be an integer from 1 to 64, got 65"
+        );
+    }
 }

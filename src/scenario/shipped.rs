@@ -32,6 +32,22 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "resnet50-train-bert-serve",
         include_str!("../../scenarios/resnet50-train-bert-serve.toml"),
     ),
+    (
+        "occupancy-mps",
+        include_str!("../../scenarios/occupancy-mps.toml"),
+    ),
+    (
+        "latency-interval-sweep",
+        include_str!("../../scenarios/latency-interval-sweep.toml"),
+    ),
+    (
+        "scaling-resnet50-infer",
+        include_str!("../../scenarios/scaling-resnet50-infer.toml"),
+    ),
+    (
+        "scaling-serve",
+        include_str!("../../scenarios/scaling-serve.toml"),
+    ),
 ];
 
 /// The text of a shipped scenario by name, with or without `.toml`.

@@ -29,6 +29,7 @@ pub struct RunSpec {
     pub repetitions: Option<Spanned<i64>>,
     pub min_samples: Option<Spanned<i64>>,
     pub min_duration_s: Option<Spanned<f64>>,
+    pub exclusive_replicas: Option<Spanned<i64>>,
     pub seed: Option<Spanned<i64>>,
     pub ready_timeout_s: Option<Spanned<f64>>,
     pub stop_timeout_s: Option<Spanned<f64>>,
@@ -50,7 +51,8 @@ pub struct ModeSpec {
 pub struct TenantSpec {
     pub name: Spanned<String>,
     pub workload: Spanned<String>,
-    pub replicas: Option<Spanned<i64>>,
+    /// An integer, or a list of them for a sweep axis.
+    pub replicas: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub params: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     pub slo: Option<Spanned<SloSpec>>,

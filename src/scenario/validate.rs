@@ -187,6 +187,14 @@ impl Checker<'_> {
             }
             value
         });
+        let exclusive_replicas = spec.exclusive_replicas.as_ref().map(|_| {
+            self.int(
+                &spec.exclusive_replicas,
+                "run.exclusive_replicas",
+                tenant::REPLICAS,
+                1,
+            ) as u32
+        });
         let seed = self.int(
             &spec.seed,
             "run.seed",
@@ -211,6 +219,7 @@ impl Checker<'_> {
             repetitions,
             min_samples,
             min_duration_s,
+            exclusive_replicas,
             seed,
             ready_timeout_s,
             stop_timeout_s,
@@ -485,7 +494,13 @@ impl Checker<'_> {
                 None
             }
         };
-        let replicas = self.int(&spec.replicas, &field("replicas"), tenant::REPLICAS, 1) as u32;
+        let replicas_axis = self.replicas(&spec.replicas, &field("replicas"));
+        let replicas = replicas_axis.first().copied().unwrap_or(1);
+        let replicas_sweep = if replicas_axis.len() > 1 {
+            replicas_axis
+        } else {
+            vec![]
+        };
         let mut params = BTreeMap::new();
         for (key, value) in &spec.params {
             let param_field = field(&format!("params.{}", key.get_ref()));
@@ -583,6 +598,7 @@ impl Checker<'_> {
             name,
             workload: workload_name.to_string(),
             replicas,
+            replicas_sweep,
             params,
             slo,
             sharing,
@@ -609,6 +625,31 @@ fn pieces<T: serde::de::DeserializeOwned>(
     match value.into_inner() {
         toml::de::DeValue::Array(items) => items.into_iter().flat_map(piece::<T>).collect(),
         other => piece::<Vec<T>>(Spanned::new(span, other)),
+    }
+}
+
+impl Checker<'_> {
+    /// `replicas`: an integer in [`tenant::REPLICAS`], or a list of them (a sweep axis).
+    fn replicas(&mut self, value: &Option<Spanned<toml::Value>>, field: &str) -> Vec<u32> {
+        let Some(v) = value else { return vec![1] };
+        let mut out = vec![];
+        for item in self.axis_items(v, field) {
+            match item {
+                toml::Value::Integer(x) => match tenant::REPLICAS.check(*x) {
+                    Ok(x) => out.push(x as u32),
+                    Err(reason) => self.problem(v.span(), field, reason),
+                },
+                other => self.problem(
+                    v.span(),
+                    field,
+                    format!("must be {}, got {other}", tenant::REPLICAS),
+                ),
+            }
+        }
+        if out.is_empty() {
+            out.push(1);
+        }
+        out
     }
 }
 

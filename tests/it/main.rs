@@ -1,6 +1,7 @@
 //! gpushare's integration tests: one binary, one module per area.
 
 mod common;
+mod feasibility;
 mod gpu_configs;
 mod gpu_probes;
 mod incomplete;
@@ -10,6 +11,7 @@ mod gpu_sharing;
 mod load;
 mod pipeline;
 mod reports;
+mod scaling;
 mod scenario_numbers;
 mod scenarios;
 mod serve;

@@ -382,7 +382,7 @@ mode = 7
 [[tenants]]
 name = "a"
 workload = "cpu.synthetic"
-replicas = "two"
+params = "two"
 [[tenants]]
 name = "b"
 workload = "cpu.synthetic"
@@ -405,7 +405,7 @@ parms = { step_ms = 1.0 }
     );
     assert_eq!(
         lines[3],
-        "s.toml:10:12: invalid type: string \"two\", expected i64"
+        "s.toml:10:10: invalid type: string \"two\", expected a map"
     );
     assert!(
         lines[4].starts_with("s.toml:14:1: unknown field `parms`, expected one of `name`"),

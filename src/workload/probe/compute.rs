@@ -15,6 +15,7 @@ use super::gpu::fp32_lanes_per_sm;
 use super::items::{WholeItems, GIGA};
 use super::kernels::{self, BLOCK_THREADS, FLOP_PER_THREAD_ITER};
 use super::measure::median;
+use super::params::Occupancy;
 use super::{params, Gpu, ProbeError};
 use crate::workload::{Params, Step, Workload, WorkloadError};
 
@@ -34,8 +35,28 @@ impl ComputeKernel {
     /// Compiles (once per GPU) and sets up the kernel with a grid that fills every SM.
     /// `seed` picks the FMA coefficients.
     pub fn new(gpu: &Arc<Gpu>, seed: u64) -> Result<Self, ProbeError> {
-        let function = gpu.function(kernels::FMA_CHAINS)?;
-        let grid_blocks = gpu.resident_blocks(&function)?;
+        Self::with_occupancy(gpu, seed, Occupancy::Kernel)
+    }
+
+    /// The same with the launch shape `occupancy` asks for: the blocks `fma_chains` fits,
+    /// or every thread slot of every SM with `fma_chains_full`.
+    pub fn with_occupancy(
+        gpu: &Arc<Gpu>,
+        seed: u64,
+        occupancy: Occupancy,
+    ) -> Result<Self, ProbeError> {
+        let (function, grid_blocks) = match occupancy {
+            Occupancy::Kernel => {
+                let function = gpu.function(kernels::FMA_CHAINS)?;
+                let blocks = gpu.resident_blocks(&function)?;
+                (function, blocks)
+            }
+            Occupancy::Full => {
+                let function = gpu.function(kernels::FMA_CHAINS_FULL)?;
+                let blocks = gpu.full_blocks(&function, kernels::FMA_CHAINS_FULL)?;
+                (function, blocks)
+            }
+        };
         let threads = grid_blocks as usize * BLOCK_THREADS as usize;
         let out = gpu
             .stream()
@@ -189,6 +210,7 @@ pub fn compute_tflops(gpu: &Arc<Gpu>, launch_ms: f64) -> Result<f64, ProbeError>
 /// The `probe.compute` workload: one FMA launch of about `step_ms` per step.
 pub struct ComputeProbe {
     step_ms: f64,
+    occupancy: Occupancy,
     seed: u64,
     steps_done: u64,
     state: Option<ComputeState>,
@@ -204,6 +226,7 @@ impl ComputeProbe {
     pub fn build(params: &Params, seed: u64) -> Result<Box<dyn Workload>, WorkloadError> {
         Ok(Box::new(ComputeProbe {
             step_ms: params::step_ms(NAME, params)?,
+            occupancy: params::occupancy(NAME, params)?,
             seed,
             steps_done: 0,
             state: None,
@@ -212,7 +235,7 @@ impl ComputeProbe {
 
     fn set_up(&mut self, warmup: Duration) -> Result<(), ProbeError> {
         let gpu = Gpu::open(0)?;
-        let mut kernel = ComputeKernel::new(&gpu, self.seed)?;
+        let mut kernel = ComputeKernel::with_occupancy(&gpu, self.seed, self.occupancy)?;
         kernel.verify()?;
         let iters = kernel.iters_for_ms(self.step_ms)?;
         let mut state = ComputeState {

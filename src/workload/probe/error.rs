@@ -40,6 +40,16 @@ pub enum ProbeError {
     Clock { gpu_index: usize, reason: String },
     #[error("sizing `{probe}`: {reason}")]
     Sizing { probe: &'static str, reason: String },
+    #[error(
+        "holding every thread slot with `{kernel}`: {fits} blocks of 256 threads fit on an SM, \
+         {needed} are needed for its {max_threads_per_sm} threads; use occupancy = \"kernel\""
+    )]
+    Occupancy {
+        kernel: &'static str,
+        fits: u32,
+        needed: u32,
+        max_threads_per_sm: u32,
+    },
     #[error("running `{probe}` before its prepare")]
     NotPrepared { probe: &'static str },
 }

@@ -31,6 +31,7 @@ pub struct Gpu {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     sm_count: u32,
+    max_threads_per_sm: u32,
     compute_capability: (i32, i32),
     module: OnceLock<Arc<CudaModule>>,
 }
@@ -54,6 +55,9 @@ impl Gpu {
         let sm_count = ctx
             .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(open_err)?;
+        let max_threads_per_sm = ctx
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR)
+            .map_err(open_err)?;
         let compute_capability = ctx.compute_capability().map_err(open_err)?;
         let stream = ctx.default_stream();
         Ok(Arc::new(Gpu {
@@ -61,6 +65,7 @@ impl Gpu {
             ctx,
             stream,
             sm_count: sm_count.max(1) as u32,
+            max_threads_per_sm: max_threads_per_sm.max(kernels::BLOCK_THREADS as i32) as u32,
             compute_capability,
             module: OnceLock::new(),
         }))
@@ -156,7 +161,14 @@ impl Gpu {
         let (major, minor) = self.compute_capability;
         let arch = format!("compute_{major}{minor}");
         let opts = CompileOptions {
-            options: vec![format!("--gpu-architecture={arch}")],
+            options: vec![
+                format!("--gpu-architecture={arch}"),
+                format!(
+                    "-D{}={}",
+                    kernels::FULL_BLOCKS_MACRO,
+                    self.full_blocks_per_sm()
+                ),
+            ],
             ..Default::default()
         };
         let ptx = cudarc::nvrtc::compile_ptx_with_opts(kernels::SOURCE, opts).map_err(|e| {
@@ -205,10 +217,38 @@ impl Gpu {
 
     /// Blocks a persistent grid-stride kernel needs to fill every SM with resident warps.
     pub(crate) fn resident_blocks(&self, function: &CudaFunction) -> Result<u32, ProbeError> {
-        let per_sm = function
+        Ok(self.sm_count * self.blocks_per_sm(function)?.max(1))
+    }
+
+    fn blocks_per_sm(&self, function: &CudaFunction) -> Result<u32, ProbeError> {
+        function
             .occupancy_max_active_blocks_per_multiprocessor(kernels::BLOCK_THREADS, 0, None)
-            .map_err(|e| self.driver_err("querying kernel occupancy", e))?;
-        Ok(self.sm_count * per_sm.max(1))
+            .map_err(|e| self.driver_err("querying kernel occupancy", e))
+    }
+
+    /// Blocks of [`kernels::BLOCK_THREADS`] that fill every thread slot of one SM.
+    pub(crate) fn full_blocks_per_sm(&self) -> u32 {
+        (self.max_threads_per_sm / kernels::BLOCK_THREADS).max(1)
+    }
+
+    /// The grid that holds every thread slot of every SM with `function` (a `_full`
+    /// kernel), or an error saying how far its occupancy falls short.
+    pub(crate) fn full_blocks(
+        &self,
+        function: &CudaFunction,
+        kernel: &'static str,
+    ) -> Result<u32, ProbeError> {
+        let fits = self.blocks_per_sm(function)?;
+        let needed = self.full_blocks_per_sm();
+        if fits < needed {
+            return Err(ProbeError::Occupancy {
+                kernel,
+                fits,
+                needed,
+                max_threads_per_sm: self.max_threads_per_sm,
+            });
+        }
+        Ok(self.sm_count * needed)
     }
 }
 

@@ -6,7 +6,13 @@
 
 /// Names of the kernels in [`SOURCE`], as `extern "C"` symbols.
 pub(crate) const FMA_CHAINS: &str = "fma_chains";
+pub(crate) const FMA_CHAINS_FULL: &str = "fma_chains_full";
 pub(crate) const COPY_F4: &str = "copy_f4";
+pub(crate) const COPY_F4_FULL: &str = "copy_f4_full";
+
+/// The macro the `_full` variants take their blocks per SM from, set at compile time to
+/// the GPU's most resident threads per SM over [`BLOCK_THREADS`].
+pub(crate) const FULL_BLOCKS_MACRO: &str = "GPUSHARE_FULL_BLOCKS_PER_SM";
 pub(crate) const FILL_PATTERN: &str = "fill_pattern";
 pub(crate) const TOUCH: &str = "touch";
 
@@ -32,11 +38,18 @@ pub(crate) const BLOCK_THREADS: u32 = 256;
 /// - `copy_f4`: a grid-stride copy with 16-byte loads and stores, four independent loads
 ///   in flight per thread before the first store; the `n % 4` tail is copied by the first
 ///   threads of the grid.
+/// - `fma_chains_full`, `copy_f4_full`: the same bodies with `__launch_bounds__(256,
+///   GPUSHARE_FULL_BLOCKS_PER_SM)`, which makes the compiler keep registers low enough
+///   that every thread slot of an SM can be resident at once (`occupancy = "full"`).
 /// - `fill_pattern`: writes a non-zero, index-dependent pattern (never time on zeros).
 /// - `touch`: the latency probe's tiny kernel: one warp writes one word each.
 pub(crate) const SOURCE: &str = r#"
-extern "C" __global__ void __launch_bounds__(256)
-fma_chains(float* __restrict__ out, float a, float b, unsigned int iters) {
+#ifndef GPUSHARE_FULL_BLOCKS_PER_SM
+#define GPUSHARE_FULL_BLOCKS_PER_SM 8
+#endif
+
+__device__ __forceinline__ void
+fma_chains_body(float* __restrict__ out, float a, float b, unsigned int iters) {
     const unsigned int tid = blockIdx.x * blockDim.x + threadIdx.x;
     const float x_init = (float)(tid & 1023u) * 0.0009765625f;
     float x0 = x_init;
@@ -64,7 +77,17 @@ fma_chains(float* __restrict__ out, float a, float b, unsigned int iters) {
 }
 
 extern "C" __global__ void __launch_bounds__(256)
-copy_f4(const float* __restrict__ src, float* __restrict__ dst, unsigned long long n) {
+fma_chains(float* __restrict__ out, float a, float b, unsigned int iters) {
+    fma_chains_body(out, a, b, iters);
+}
+
+extern "C" __global__ void __launch_bounds__(256, GPUSHARE_FULL_BLOCKS_PER_SM)
+fma_chains_full(float* __restrict__ out, float a, float b, unsigned int iters) {
+    fma_chains_body(out, a, b, iters);
+}
+
+__device__ __forceinline__ void
+copy_f4_body(const float* __restrict__ src, float* __restrict__ dst, unsigned long long n) {
     const float4* __restrict__ src4 = reinterpret_cast<const float4*>(src);
     float4* __restrict__ dst4 = reinterpret_cast<float4*>(dst);
     const unsigned long long n4 = n / 4;
@@ -88,6 +111,16 @@ copy_f4(const float* __restrict__ src, float* __restrict__ dst, unsigned long lo
     if (first < tail) {
         dst[n4 * 4 + first] = src[n4 * 4 + first];
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+copy_f4(const float* __restrict__ src, float* __restrict__ dst, unsigned long long n) {
+    copy_f4_body(src, dst, n);
+}
+
+extern "C" __global__ void __launch_bounds__(256, GPUSHARE_FULL_BLOCKS_PER_SM)
+copy_f4_full(const float* __restrict__ src, float* __restrict__ dst, unsigned long long n) {
+    copy_f4_body(src, dst, n);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -167,8 +200,16 @@ mod tests {
 
     #[test]
     fn kernel_source_declares_every_kernel_it_names() {
-        for name in [FMA_CHAINS, COPY_F4, FILL_PATTERN, TOUCH] {
+        for name in [
+            FMA_CHAINS,
+            FMA_CHAINS_FULL,
+            COPY_F4,
+            COPY_F4_FULL,
+            FILL_PATTERN,
+            TOUCH,
+        ] {
             assert!(SOURCE.contains(&format!("{name}(")), "{name} missing");
         }
+        assert!(SOURCE.contains(&format!("#ifndef {FULL_BLOCKS_MACRO}")));
     }
 }

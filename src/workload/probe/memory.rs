@@ -14,6 +14,7 @@ use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 use super::items::{WholeItems, GIGA};
 use super::kernels::{self, BLOCK_THREADS};
 use super::measure::median;
+use super::params::Occupancy;
 use super::{params, Gpu, ProbeError};
 use crate::workload::{Params, Step, Workload, WorkloadError};
 
@@ -32,8 +33,28 @@ impl CopyKernel {
     /// Allocates two buffers of `buffer_bytes` each (rounded down to whole floats) and
     /// fills them with distinct non-zero patterns.
     pub fn new(gpu: &Arc<Gpu>, buffer_bytes: u64) -> Result<Self, ProbeError> {
-        let copy = gpu.function(kernels::COPY_F4)?;
-        let grid_blocks = gpu.resident_blocks(&copy)?;
+        Self::with_occupancy(gpu, buffer_bytes, Occupancy::Kernel)
+    }
+
+    /// The same with the launch shape `occupancy` asks for: the blocks `copy_f4` fits, or
+    /// every thread slot of every SM with `copy_f4_full`.
+    pub fn with_occupancy(
+        gpu: &Arc<Gpu>,
+        buffer_bytes: u64,
+        occupancy: Occupancy,
+    ) -> Result<Self, ProbeError> {
+        let (copy, grid_blocks) = match occupancy {
+            Occupancy::Kernel => {
+                let copy = gpu.function(kernels::COPY_F4)?;
+                let blocks = gpu.resident_blocks(&copy)?;
+                (copy, blocks)
+            }
+            Occupancy::Full => {
+                let copy = gpu.function(kernels::COPY_F4_FULL)?;
+                let blocks = gpu.full_blocks(&copy, kernels::COPY_F4_FULL)?;
+                (copy, blocks)
+            }
+        };
         let n = (buffer_bytes / 4).max(1) as usize;
         let mut src = alloc(gpu, n)?;
         let mut dst = alloc(gpu, n)?;
@@ -244,6 +265,7 @@ pub fn d2d_copy_gbps(gpu: &Arc<Gpu>, buffer_bytes: u64) -> Result<f64, ProbeErro
 pub struct MemoryProbe {
     step_ms: f64,
     buffer_bytes: u64,
+    occupancy: Occupancy,
     steps_done: u64,
     state: Option<MemoryState>,
 }
@@ -259,6 +281,7 @@ impl MemoryProbe {
         Ok(Box::new(MemoryProbe {
             step_ms: params::step_ms(NAME, params)?,
             buffer_bytes: params::buffer_bytes(NAME, params)?,
+            occupancy: params::occupancy(NAME, params)?,
             steps_done: 0,
             state: None,
         }))
@@ -266,7 +289,7 @@ impl MemoryProbe {
 
     fn set_up(&mut self, warmup: Duration) -> Result<(), ProbeError> {
         let gpu = Gpu::open(0)?;
-        let mut kernel = CopyKernel::new(&gpu, self.buffer_bytes)?;
+        let mut kernel = CopyKernel::with_occupancy(&gpu, self.buffer_bytes, self.occupancy)?;
         kernel.verify()?;
         let copy_ms = kernel.time_kernel_ms(3)?;
         if copy_ms.is_nan() || copy_ms <= 0.0 {

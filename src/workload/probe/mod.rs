@@ -7,6 +7,12 @@
 //! | `probe.memory` | 16-byte grid-stride copy over buffers far past L2 | GB (read + written) | GB/s |
 //! | `probe.latency` | one warp, launched every `interval_us` | launch | launches/s, plus latency |
 //!
+//! `occupancy` sets how much of each SM a compute or memory launch holds: `kernel` (the
+//! blocks the kernel's register use fits, which may leave thread slots free for another
+//! MPS client's small launches) or `full` (a variant compiled with `__launch_bounds__`
+//! to fit the SM's most threads, so the grid holds every thread slot for the whole
+//! launch, as a large GEMM's full waves do).
+//!
 //! Kernels are CUDA C compiled at run time by NVRTC for the GPU found, and each is checked
 //! against a CPU reference during `prepare` before anything is measured. Each probe sizes
 //! its launches during `prepare` so a step takes about `step_ms` on the GPU as it is then.
@@ -52,8 +58,8 @@ pub use memory::{copy_figures, d2d_copy_gbps, memory_gbps, CopyFigures, CopyKern
 use super::{ParamInfo, Params, Workload, WorkloadError};
 
 /// The probes' parameters, described with or without the `cuda` feature.
-pub const COMPUTE_PARAMS: &[ParamInfo] = &[params::STEP_MS];
-pub const MEMORY_PARAMS: &[ParamInfo] = &[params::STEP_MS, params::BUFFER_MB];
+pub const COMPUTE_PARAMS: &[ParamInfo] = &[params::STEP_MS, params::OCCUPANCY];
+pub const MEMORY_PARAMS: &[ParamInfo] = &[params::STEP_MS, params::BUFFER_MB, params::OCCUPANCY];
 pub const LATENCY_PARAMS: &[ParamInfo] = &[params::INTERVAL_US];
 
 /// Whether this build can run the probes (it cannot check for a GPU: that happens when a
@@ -71,6 +77,7 @@ pub fn build_compute(params: &Params, seed: u64) -> Result<Box<dyn Workload>, Wo
     #[cfg(not(feature = "cuda"))]
     {
         let _ = (params::step_ms("probe.compute", params)?, seed);
+        let _ = params::occupancy("probe.compute", params)?;
         unavailable("probe.compute")
     }
 }
@@ -82,6 +89,7 @@ pub fn build_memory(params: &Params, seed: u64) -> Result<Box<dyn Workload>, Wor
     {
         let _ = (params::step_ms("probe.memory", params)?, seed);
         let _ = params::buffer_bytes("probe.memory", params)?;
+        let _ = params::occupancy("probe.memory", params)?;
         unavailable("probe.memory")
     }
 }

@@ -4,6 +4,28 @@
 use crate::limits::workload as limits;
 use crate::workload::{ParamInfo, ParamKind, Params, WorkloadError};
 
+/// How much of each SM a throughput probe's launch holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Occupancy {
+    /// As many 256-thread blocks per SM as the kernel, compiled for speed, fits (its
+    /// register use decides): enough warps to keep the FP32 lanes or the memory pipes
+    /// busy, while thread slots may stay free for another MPS client's small launches.
+    Kernel,
+    /// Every thread slot of every SM: the kernel is compiled to fit the SM's most
+    /// threads, and the grid holds them all for the whole launch, as a large GEMM or
+    /// convolution's full waves do.
+    Full,
+}
+
+pub(crate) const OCCUPANCY: ParamInfo = ParamInfo {
+    name: "occupancy",
+    kind: ParamKind::Choice(&["kernel", "full"]),
+    default: "\"kernel\"",
+    doc: "how much of each SM a launch holds: kernel (the blocks the kernel's register use \
+          fits; may leave thread slots free) or full (every thread slot of every SM for the \
+          whole launch, as large GEMMs and convolutions do)",
+};
+
 pub(crate) const STEP_MS: ParamInfo = ParamInfo {
     name: "step_ms",
     kind: ParamKind::Float(limits::MILLIS_POSITIVE),
@@ -53,6 +75,18 @@ pub(crate) fn buffer_bytes(workload: &str, params: &Params) -> Result<u64, Workl
     Ok(bytes.max(16))
 }
 
+pub(crate) fn occupancy(workload: &str, params: &Params) -> Result<Occupancy, WorkloadError> {
+    match params.str_or(OCCUPANCY.name, "kernel") {
+        "kernel" => Ok(Occupancy::Kernel),
+        "full" => Ok(Occupancy::Full),
+        other => Err(WorkloadError::ParamValue {
+            workload: workload.to_string(),
+            param: OCCUPANCY.name.to_string(),
+            reason: format!("{other:?} is not one of kernel, full"),
+        }),
+    }
+}
+
 pub(crate) fn interval_us(workload: &str, params: &Params) -> Result<f64, WorkloadError> {
     number(workload, params, &INTERVAL_US)
 }
@@ -72,6 +106,18 @@ mod tests {
         assert_eq!(step_ms("p", &empty).unwrap(), 10.0);
         assert_eq!(buffer_bytes("p", &empty).unwrap(), 2_000_000_000);
         assert_eq!(interval_us("p", &empty).unwrap(), 1000.0);
+        assert_eq!(occupancy("p", &empty).unwrap(), Occupancy::Kernel);
+    }
+
+    #[test]
+    fn occupancy_reads_both_shapes_and_names_a_bad_one() {
+        let p = params(&[("occupancy", ParamValue::Str("full".into()))]);
+        assert_eq!(occupancy("p", &p).unwrap(), Occupancy::Full);
+        let p = params(&[("occupancy", ParamValue::Str("half".into()))]);
+        assert_eq!(
+            occupancy("probe.compute", &p).unwrap_err().to_string(),
+            "reading parameter `occupancy` of `probe.compute`: \"half\" is not one of kernel, full"
+        );
     }
 
     #[test]
