@@ -409,14 +409,13 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::monitor::{MonitorSeries, Sample};
     use crate::results::schema::{TenantRecord, WindowRecord};
     use crate::results::testing::{self, tenant};
-    use crate::results::Study;
     use crate::scenario::{self, Plan};
-    use crate::sharing::ModeSetting;
-    use std::path::Path;
 
     const SCENARIO: &str = r#"name = "energy"
 [run]

@@ -47,9 +47,22 @@ impl Budget {
         let n_configs = scenario
             .tenants
             .iter()
-            .flat_map(|t| t.params.values())
-            .map(|values| values.len().max(1) as u128)
+            .flat_map(|t| {
+                t.params
+                    .values()
+                    .map(Vec::len)
+                    .chain(std::iter::once(t.replicas_sweep.len()))
+            })
+            .map(|n| n.max(1) as u128)
             .fold(1u128, u128::saturating_mul);
+        // A tenant's replica counts: its sweep, or its one count.
+        let replica_counts = |t: &crate::scenario::Tenant| -> Vec<u32> {
+            if t.replicas_sweep.is_empty() {
+                vec![t.replicas]
+            } else {
+                t.replicas_sweep.clone()
+            }
+        };
         let n_modes = scenario.modes.len() as u128;
         let repetitions = u128::from(scenario.run.repetitions);
         let n_runs = n_configs
@@ -58,8 +71,23 @@ impl Budget {
         let n_workers = scenario
             .tenants
             .iter()
-            .map(|t| u64::from(t.replicas))
+            .map(|t| u64::from(replica_counts(t).into_iter().max().unwrap_or(1)))
             .fold(0u64, u64::saturating_add);
+        // Solo windows per point of the sweep: each tenant's replicas measured alone
+        // (at most run.exclusive_replicas), averaged over its replica sweep.
+        let measured_alone = scenario.run.exclusive_replicas.unwrap_or(u32::MAX);
+        let n_alone: f64 = scenario
+            .tenants
+            .iter()
+            .map(|t| {
+                let counts = replica_counts(t);
+                counts
+                    .iter()
+                    .map(|&r| f64::from(r.min(measured_alone)))
+                    .sum::<f64>()
+                    / counts.len() as f64
+            })
+            .sum();
         let window_s = OVERHEAD_PER_WINDOW_S + scenario.run.warmup_s + scenario.run.duration_s;
         let n_exclusive = scenario
             .modes
@@ -68,7 +96,7 @@ impl Budget {
             .count() as f64;
         let n_shared = scenario.modes.len() as f64 - n_exclusive;
         let points = n_configs as f64 * repetitions as f64;
-        let exclusive_s = points * n_exclusive * n_workers as f64 * window_s;
+        let exclusive_s = points * n_exclusive * n_alone * window_s;
         let estimated_s = exclusive_s + points * n_shared * window_s;
         Budget {
             n_configs,
@@ -202,6 +230,20 @@ replicas = 2
                 "about 868 days is more than the limit of 24 h".to_string()
             ]
         );
+    }
+
+    #[test]
+    fn a_replica_sweep_counts_its_points_its_largest_run_and_only_the_replicas_measured_alone() {
+        let text = "name = \"s\"\n[run]\nrepetitions = 1\nduration_s = 2.0\nwarmup_s = 0.5\nexclusive_replicas = 1\n[[modes]]\nmode = \"time-slicing\"\n[[tenants]]\nname = \"t\"\nworkload = \"cpu.synthetic\"\nreplicas = [1, 2, 4, 8, 16]\n";
+        let scenario = crate::scenario::parse(std::path::Path::new("s.toml"), text).unwrap();
+        let budget = Budget::of(&scenario);
+        assert_eq!(budget.n_configs, 5);
+        assert_eq!(budget.n_runs, 10);
+        assert_eq!(budget.n_workers, 16);
+        let window_s = OVERHEAD_PER_WINDOW_S + 2.5;
+        // One replica alone per configuration, then one shared window.
+        assert!((budget.exclusive_s - 5.0 * window_s).abs() < 1e-9);
+        assert!((budget.estimated_s - 10.0 * window_s).abs() < 1e-9);
     }
 
     #[test]

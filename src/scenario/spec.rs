@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::{self, Deserializer, SeqAccess, Unexpected, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -52,7 +53,7 @@ pub struct TenantSpec {
     pub name: Spanned<String>,
     pub workload: Spanned<String>,
     /// An integer, or a list of them for a sweep axis.
-    pub replicas: Option<Spanned<toml::Value>>,
+    pub replicas: Option<Spanned<ReplicasSpec>>,
     #[serde(default)]
     pub params: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     pub slo: Option<Spanned<SloSpec>>,
@@ -78,4 +79,41 @@ pub struct TenantMpsSpec {
 #[serde(deny_unknown_fields)]
 pub struct TenantMigSpec {
     pub profile: Spanned<String>,
+}
+
+/// `replicas` as written: one count, or a list of counts (a sweep axis). Anything else is
+/// a format error, located like the others.
+#[derive(Debug)]
+pub struct ReplicasSpec(pub Vec<i64>);
+
+impl<'de> Deserialize<'de> for ReplicasSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counts;
+        impl<'de> Visitor<'de> for Counts {
+            type Value = ReplicasSpec;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer or a list of integers")
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ReplicasSpec, E> {
+                Ok(ReplicasSpec(vec![v]))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ReplicasSpec, E> {
+                i64::try_from(v)
+                    .map(|v| ReplicasSpec(vec![v]))
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ReplicasSpec, A::Error> {
+                let mut counts = vec![];
+                while let Some(n) = seq.next_element::<i64>()? {
+                    counts.push(n);
+                }
+                Ok(ReplicasSpec(counts))
+            }
+        }
+        deserializer.deserialize_any(Counts)
+    }
 }

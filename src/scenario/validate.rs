@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::error::{locate, Problem, Problems};
 use super::model::{RunSettings, Scenario, Slo, Tenant};
-use super::spec::{ModeSpec, RunSpec, ScenarioSpec, TenantSpec};
+use super::spec::{ModeSpec, ReplicasSpec, RunSpec, ScenarioSpec, TenantSpec};
 use crate::limits::{self, run, tenant, FloatLimit, IntLimit};
 use crate::sharing::{mig_profiles, MigSetting, ModeSetting, MpsSetting, TenantSharing};
 use crate::workload::{self, ParamValue, Params};
@@ -629,21 +629,21 @@ fn pieces<T: serde::de::DeserializeOwned>(
 }
 
 impl Checker<'_> {
-    /// `replicas`: an integer in [`tenant::REPLICAS`], or a list of them (a sweep axis).
-    fn replicas(&mut self, value: &Option<Spanned<toml::Value>>, field: &str) -> Vec<u32> {
+    /// `replicas`: an integer within [`tenant::REPLICAS`], or a list of them (a sweep axis).
+    fn replicas(&mut self, value: &Option<Spanned<ReplicasSpec>>, field: &str) -> Vec<u32> {
         let Some(v) = value else { return vec![1] };
+        if v.get_ref().0.is_empty() {
+            self.problem(
+                v.span(),
+                field,
+                "an empty list sweeps nothing: give at least one value",
+            );
+        }
         let mut out = vec![];
-        for item in self.axis_items(v, field) {
-            match item {
-                toml::Value::Integer(x) => match tenant::REPLICAS.check(*x) {
-                    Ok(x) => out.push(x as u32),
-                    Err(reason) => self.problem(v.span(), field, reason),
-                },
-                other => self.problem(
-                    v.span(),
-                    field,
-                    format!("must be {}, got {other}", tenant::REPLICAS),
-                ),
+        for &n in &v.get_ref().0 {
+            match tenant::REPLICAS.check(n) {
+                Ok(x) => out.push(x as u32),
+                Err(reason) => self.problem(v.span(), field, reason),
             }
         }
         if out.is_empty() {

@@ -10,6 +10,7 @@ mod incomplete;
 mod gpu_sharing;
 mod load;
 mod pipeline;
+mod readme_figures;
 mod reports;
 mod scaling;
 mod scenario_numbers;
