@@ -293,6 +293,16 @@ workload = "cpu.synthetic"
     }
 
     #[test]
+    fn replicas_that_are_neither_a_count_nor_a_list_are_a_located_format_error() {
+        let text = "name = \"s\"\n[[modes]]\nmode = \"mps\"\n[[tenants]]\nname = \"a\"\nworkload = \"cpu.synthetic\"\nreplicas = \"two\"\n";
+        let err = crate::scenario::parse(Path::new("s.toml"), text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "s.toml:7:12: invalid type: string \"two\", expected an integer or a list of integers"
+        );
+    }
+
+    #[test]
     fn a_bad_replica_count_in_a_list_is_located() {
         let text = "name = \"s\"\n[[modes]]\nmode = \"mps\"\n[[tenants]]\nname = \"a\"\nworkload = \"cpu.synthetic\"\nreplicas = [1, 65]\n";
         let err = crate::scenario::parse(Path::new("s.toml"), text).unwrap_err();
