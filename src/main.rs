@@ -1,15 +1,25 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-use gpushare::cli::{self, Cli};
+use gpushare::cli;
 use gpushare::errors::error_chain;
 
 fn main() -> ExitCode {
-    match cli::run(Cli::parse()) {
+    let cli = match cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(early) => {
+            // Nothing more to do if the stream is gone; the exit code still tells.
+            let _ = if early.to_stdout {
+                write!(std::io::stdout(), "{}", early.text)
+            } else {
+                write!(std::io::stderr(), "{}", early.text)
+            };
+            return ExitCode::from(early.code);
+        }
+    };
+    match cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            // Nothing more to do if stderr is gone; the exit code still tells.
             let _ = writeln!(std::io::stderr(), "error: {}", error_chain(&err));
             ExitCode::from(err.exit_code())
         }

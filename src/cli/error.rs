@@ -1,6 +1,7 @@
 use thiserror::Error;
 
 use super::exit;
+use crate::results::store::StoreError;
 
 /// Errors a command reports; each maps to a documented exit code.
 #[derive(Debug, Error)]
@@ -32,6 +33,21 @@ impl CliError {
             | CliError::Usage(_)
             | CliError::Host(_)
             | CliError::Report(_) => exit::USAGE,
+            // What the command line named: a bad value, or a path that is no study.
+            CliError::Load(
+                crate::load::LoadError::Url { .. }
+                | crate::load::LoadError::Config { .. }
+                | crate::load::LoadError::BodyFile { .. },
+            )
+            | CliError::Serve(crate::serve::ServeError::Config { .. })
+            | CliError::Store(StoreError::NotAStudy { .. } | StoreError::Version { .. }) => {
+                exit::USAGE
+            }
+            CliError::Store(StoreError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                exit::USAGE
+            }
             CliError::Runner(_)
             | CliError::Store(_)
             | CliError::Runtime(_)

@@ -16,6 +16,23 @@ pub struct ListArgs {
 pub fn run(args: ListArgs) -> Result<ExitCode, CliError> {
     println!("Workloads (tenants' `workload = ...`):");
     let mut reasons: Vec<&str> = vec![];
+    // Columns as wide as their longest entry, so no name runs into its description.
+    let name_width = workload::registry()
+        .iter()
+        .map(|w| w.name.len())
+        .max()
+        .unwrap_or(0);
+    let item_width = workload::registry()
+        .iter()
+        .map(|w| w.item.len())
+        .max()
+        .unwrap_or(0);
+    let param_width = workload::registry()
+        .iter()
+        .flat_map(|w| w.params)
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(0);
     for w in workload::registry() {
         let device = match w.device {
             Device::Cpu => "CPU",
@@ -32,12 +49,15 @@ pub fn run(args: ListArgs) -> Result<ExitCode, CliError> {
             }
         };
         println!(
-            "  {:<24} {device}, counts {:<10} {}{availability}",
+            "  {:<name_width$}  {device}, counts {:<item_width$}  {}{availability}",
             w.name, w.item, w.summary
         );
         if args.params {
             for p in w.params {
-                println!("      {:<20} = {:<8} {}", p.name, p.default, p.doc);
+                println!(
+                    "      {:<param_width$} = {:<8} {}",
+                    p.name, p.default, p.doc
+                );
             }
         }
     }
@@ -66,6 +86,11 @@ pub fn run(args: ListArgs) -> Result<ExitCode, CliError> {
         "\nShipped scenarios (`gpushare run <name>`; files in {}/):",
         scenario::SHIPPED_DIR
     );
+    let scenario_width = scenario::SHIPPED
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
     for (name, text) in scenario::SHIPPED {
         let description = scenario::parse(std::path::Path::new(name), text)
             .map(|s| s.description)
@@ -77,7 +102,7 @@ pub fn run(args: ListArgs) -> Result<ExitCode, CliError> {
         } else {
             ""
         };
-        println!("  {name:<24} {description}{default}");
+        println!("  {name:<scenario_width$}  {description}{default}");
     }
     if !args.params {
         println!("\n`gpushare list --params` shows each workload's parameters.");

@@ -98,6 +98,77 @@ fn quiet_on_closed_stdout() {
     }
 }
 
+/// What a command line that did not parse (or asked for help) prints, and its exit code.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EarlyExit {
+    pub text: String,
+    /// Help and version go to stdout; errors to stderr.
+    pub to_stdout: bool,
+    pub code: u8,
+}
+
+/// Parses a command line. Every subcommand's bad values end here with exit 2 ([`exit::USAGE`]),
+/// and a negative number, which clap takes for an unknown flag and answers with a tip to
+/// write `-- -3`, gets a message that says what gpushare takes instead.
+pub fn parse<I, T>(args: I) -> Result<Cli, EarlyExit>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let err = match Cli::try_parse_from(&args) {
+        Ok(cli) => return Ok(cli),
+        Err(err) => err,
+    };
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        return Err(EarlyExit {
+            text: err.render().to_string(),
+            to_stdout: true,
+            code: exit::OK,
+        });
+    }
+    let invalid = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(arg.clone()),
+        _ => None,
+    };
+    let negative = invalid.filter(|arg| {
+        err.kind() == ErrorKind::UnknownArgument && arg.parse::<f64>().is_ok_and(|v| v < 0.0)
+    });
+    let text = match negative {
+        Some(number) => {
+            let position = args
+                .iter()
+                .position(|a| a.to_str() == Some(number.as_str()));
+            let flag = position
+                .and_then(|p| p.checked_sub(1))
+                .and_then(|p| args[p].to_str())
+                .filter(|a| a.starts_with('-'))
+                .map(|flag| format!("{flag} "))
+                .unwrap_or_default();
+            let command = args
+                .get(1)
+                .and_then(|a| a.to_str())
+                .filter(|a| !a.starts_with('-'))
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default();
+            format!(
+                "error: {flag}{number}: no gpushare option takes a negative number (every count, \
+                 rate and duration is positive); `gpushare{command} --help` gives each option's range\n"
+            )
+        }
+        None => err.render().to_string(),
+    };
+    Err(EarlyExit {
+        text,
+        to_stdout: false,
+        code: exit::USAGE,
+    })
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Runtime::new().map_err(CliError::Runtime)
 }

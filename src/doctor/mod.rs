@@ -54,6 +54,10 @@ pub struct ModeAvailability {
     pub available: bool,
     /// Where it can run, or why not and what to do.
     pub reason: String,
+    /// Whether CPU tenants (the test fixtures, `device = "cpu"`) run in it here, GPU or
+    /// not: exclusive and time-slicing are plain processes.
+    #[serde(default)]
+    pub cpu_tenants: bool,
 }
 
 /// Whether this binary has the torch (tch / libtorch) workloads.
@@ -134,19 +138,23 @@ pub fn assess(
     };
     let listed: &[GpuInfo] = host_gpus.as_ref().map_or(&[], |host| &host.gpus);
     let modes = match &gpu_problem {
-        Some(problem) => ["exclusive", "time-slicing", "mps", "mig"]
+        // The reason is on the GPU line once; the modes only point to it.
+        Some(_) => ["exclusive", "time-slicing", "mps", "mig"]
             .into_iter()
-            .map(|mode| ModeAvailability {
-                mode: mode.to_string(),
-                available: false,
-                reason: if matches!(mode, "exclusive" | "time-slicing") {
-                    format!(
-                        "GPU tenants need an NVIDIA GPU: {problem}; CPU tenants still run \
-                         (`gpushare run smoke-cpu`)"
-                    )
-                } else {
-                    format!("needs an NVIDIA GPU: {problem}")
-                },
+            .map(|mode| {
+                let cpu_tenants = matches!(mode, "exclusive" | "time-slicing");
+                ModeAvailability {
+                    mode: mode.to_string(),
+                    available: false,
+                    reason: if cpu_tenants {
+                        "CPU tenants only (`gpushare run smoke-cpu`); GPU tenants need an \
+                         NVIDIA GPU (see GPU above)"
+                            .to_string()
+                    } else {
+                        "needs an NVIDIA GPU (see GPU above)".to_string()
+                    },
+                    cpu_tenants,
+                }
             })
             .collect(),
         None => vec![
@@ -197,6 +205,7 @@ fn verdict(mode: &str, available: bool, reason: String) -> ModeAvailability {
         mode: mode.to_string(),
         available,
         reason,
+        cpu_tenants: matches!(mode, "exclusive" | "time-slicing"),
     }
 }
 
@@ -402,7 +411,11 @@ impl fmt::Display for DoctorReport {
         writeln!(f)?;
         writeln!(f, "Modes")?;
         for mode in &self.modes {
-            let answer = if mode.available { "yes" } else { "no " };
+            let answer = match (mode.available, mode.cpu_tenants) {
+                (true, _) => "yes",
+                (false, true) => "cpu",
+                (false, false) => "no ",
+            };
             writeln!(f, "  {:<13} {answer}  {}", mode.mode, mode.reason)?;
         }
         writeln!(f)?;
@@ -522,17 +535,23 @@ mod tests {
              shared object file)\n"
         ));
         assert_eq!(text.matches("no NVIDIA GPU").count(), 1, "{text}");
+        // NVML's error is said once, on the GPU line, not again for every mode.
+        assert_eq!(
+            text.matches("NVML could not be loaded").count(),
+            1,
+            "{text}"
+        );
         assert!(report.modes.iter().all(|m| !m.available));
         assert_eq!(
             mode(&report, "mps").reason,
-            "needs an NVIDIA GPU: NVML could not be loaded (libnvidia-ml.so.1: cannot open \
-             shared object file)"
+            "needs an NVIDIA GPU (see GPU above)"
         );
-        assert_eq!(
-            mode(&report, "time-slicing").reason,
-            "GPU tenants need an NVIDIA GPU: NVML could not be loaded (libnvidia-ml.so.1: \
-             cannot open shared object file); CPU tenants still run (`gpushare run smoke-cpu`)"
-        );
+        assert!(text.contains(
+            "  time-slicing  cpu  CPU tenants only (`gpushare run smoke-cpu`); GPU tenants need \
+             an NVIDIA GPU (see GPU above)\n"
+        ));
+        assert!(text.contains("  exclusive     cpu  "), "{text}");
+        assert!(text.contains("  mig           no   needs an NVIDIA GPU (see GPU above)\n"));
     }
 
     #[test]

@@ -16,56 +16,80 @@ pub const MODEL_NAMES: [&str; 4] = ["resnet50", "bert-base", "gpt2-small", "vit-
 #[cfg_attr(not(feature = "torch"), allow(dead_code))]
 const MIN_WARMUP_STEPS: usize = 3;
 
-pub const PARAMS: &[ParamInfo] = &[
-    ParamInfo {
-        name: "batch_size",
-        kind: ParamKind::Int(limits::BATCH_SIZE),
-        default: "model's",
-        doc: "items per step (resnet50 64, bert-base 32, gpt2-small 8, vit-b16 64; tiny 2)",
-    },
-    ParamInfo {
-        name: "seq_len",
-        kind: ParamKind::Int(limits::SEQ_LEN),
-        default: "model's",
-        doc: "tokens per sequence for bert-base (128) and gpt2-small (1024)",
-    },
-    ParamInfo {
-        name: "image_size",
-        kind: ParamKind::Int(limits::IMAGE_SIZE),
-        default: "224",
-        doc: "image side in pixels for resnet50 and vit-b16 (a multiple of 16 for vit-b16)",
-    },
-    ParamInfo {
-        name: "precision",
-        kind: ParamKind::Choice(&["fp32", "bf16"]),
-        default: "\"fp32\"",
-        doc: "fp32, or bf16 autocast",
-    },
-    ParamInfo {
-        name: "channels_last",
-        kind: ParamKind::Bool,
-        default: "false",
-        doc: "NHWC memory layout for the image models",
-    },
-    ParamInfo {
-        name: "optimizer",
-        kind: ParamKind::Choice(&["sgd", "adamw"]),
-        default: "model's",
-        doc: "training only: sgd (resnet50's default) or adamw (the transformers')",
-    },
-    ParamInfo {
-        name: "device",
-        kind: ParamKind::Choice(&["cuda", "cpu"]),
-        default: "\"cuda\"",
-        doc: "cuda (the first visible GPU) or cpu (for tests with tiny = true)",
-    },
-    ParamInfo {
-        name: "tiny",
-        kind: ParamKind::Bool,
-        default: "false",
-        doc: "a few-layer version of the model, for CPU tests; never a benchmark",
-    },
+const BATCH_SIZE: ParamInfo = ParamInfo {
+    name: "batch_size",
+    kind: ParamKind::Int(limits::BATCH_SIZE),
+    default: "model's",
+    doc: "items per step (resnet50 64, bert-base 32, gpt2-small 8, vit-b16 64; tiny 2)",
+};
+const SEQ_LEN: ParamInfo = ParamInfo {
+    name: "seq_len",
+    kind: ParamKind::Int(limits::SEQ_LEN),
+    default: "model's",
+    doc: "tokens per sequence (bert-base 128, gpt2-small 1024; tiny 16)",
+};
+const IMAGE_SIZE: ParamInfo = ParamInfo {
+    name: "image_size",
+    kind: ParamKind::Int(limits::IMAGE_SIZE),
+    default: "224",
+    doc: "image side in pixels (a multiple of 16 for vit-b16)",
+};
+const PRECISION: ParamInfo = ParamInfo {
+    name: "precision",
+    kind: ParamKind::Choice(&["fp32", "bf16"]),
+    default: "\"fp32\"",
+    doc: "fp32, or bf16 autocast",
+};
+const CHANNELS_LAST: ParamInfo = ParamInfo {
+    name: "channels_last",
+    kind: ParamKind::Bool,
+    default: "false",
+    doc: "NHWC memory layout",
+};
+const OPTIMIZER: ParamInfo = ParamInfo {
+    name: "optimizer",
+    kind: ParamKind::Choice(&["sgd", "adamw"]),
+    default: "model's",
+    doc: "sgd (resnet50's default) or adamw (the transformers')",
+};
+const DEVICE: ParamInfo = ParamInfo {
+    name: "device",
+    kind: ParamKind::Choice(&["cuda", "cpu"]),
+    default: "\"cuda\"",
+    doc: "cuda (the first visible GPU) or cpu (for tests with tiny = true)",
+};
+const TINY: ParamInfo = ParamInfo {
+    name: "tiny",
+    kind: ParamKind::Bool,
+    default: "false",
+    doc: "a few-layer version of the model, for CPU tests; never a benchmark",
+};
+
+/// The image models' (resnet50, vit-b16) training parameters: only what applies, so
+/// `gpushare list` shows it and validation refuses the rest (`seq_len` for ResNet-50).
+pub const IMAGE_TRAIN_PARAMS: &[ParamInfo] = &[
+    BATCH_SIZE,
+    IMAGE_SIZE,
+    PRECISION,
+    CHANNELS_LAST,
+    OPTIMIZER,
+    DEVICE,
+    TINY,
 ];
+/// The image models' inference parameters: no optimizer.
+pub const IMAGE_INFER_PARAMS: &[ParamInfo] = &[
+    BATCH_SIZE,
+    IMAGE_SIZE,
+    PRECISION,
+    CHANNELS_LAST,
+    DEVICE,
+    TINY,
+];
+/// The text models' (bert-base, gpt2-small) training parameters.
+pub const TEXT_TRAIN_PARAMS: &[ParamInfo] =
+    &[BATCH_SIZE, SEQ_LEN, PRECISION, OPTIMIZER, DEVICE, TINY];
+/// The text models' inference parameters.
+pub const TEXT_INFER_PARAMS: &[ParamInfo] = &[BATCH_SIZE, SEQ_LEN, PRECISION, DEVICE, TINY];
 
 pub const AVAILABILITY: Availability = if cfg!(feature = "torch") {
     Availability::Available

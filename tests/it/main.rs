@@ -1,5 +1,6 @@
 //! gpushare's integration tests: one binary, one module per area.
 
+mod cli_usage;
 mod common;
 mod feasibility;
 mod gpu_configs;

@@ -583,3 +583,14 @@ fn run_refuses_what_this_build_cannot_run_before_the_first_run() {
         )
     );
 }
+
+#[test]
+fn a_model_parameter_that_does_not_apply_is_refused() {
+    let p = problems(
+        "name = \"t\"\n[[modes]]\nmode = \"time-slicing\"\n[[tenants]]\nname = \"r\"\nworkload = \"train.resnet50\"\nparams = { seq_len = 128 }\n",
+    );
+    assert_eq!(
+        p,
+        "s.toml:7:12: `tenants[0].params.seq_len`: reading parameter `seq_len` of `train.resnet50`: unknown parameter (allowed: batch_size, image_size, precision, channels_last, optimizer, device, tiny)"
+    );
+}
