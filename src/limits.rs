@@ -252,6 +252,13 @@ pub mod cli {
     pub const DURATION_S: FloatLimit = run::DURATION_S;
     /// `run --repetitions`: the same range as `run.repetitions`.
     pub const REPETITIONS: IntLimit = run::REPETITIONS;
+    /// `run --monitor-interval-ms`: 0 turns the monitor off; at most a minute, so the
+    /// sampler's tick grid never overflows.
+    pub const MONITOR_INTERVAL_MS: IntLimit = IntLimit::new(0, 60_000, "milliseconds");
+    /// `run --monitor-slow-interval-ms`: at most ten minutes.
+    pub const MONITOR_SLOW_INTERVAL_MS: IntLimit = IntLimit::new(1, 600_000, "milliseconds");
+    /// `run --flush-interval-ms` (hidden): how often workers send samples.
+    pub const FLUSH_INTERVAL_MS: IntLimit = IntLimit::new(1, 10_000, "milliseconds");
 }
 
 #[cfg(test)]

@@ -40,19 +40,24 @@ pub struct RunArgs {
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// How often workers send their samples, in milliseconds.
-    #[arg(long, default_value_t = 100, hide = true)]
+    #[arg(long, default_value_t = 100, hide = true, value_parser = millis(limits::cli::FLUSH_INTERVAL_MS))]
     pub flush_interval_ms: u64,
     /// How often the GPU monitor samples NVML during runs with GPU tenants, in
-    /// milliseconds; 0 turns it off.
-    #[arg(long, default_value_t = 100)]
+    /// milliseconds (at most 60000); 0 turns it off.
+    #[arg(long, default_value_t = 100, value_parser = millis(limits::cli::MONITOR_INTERVAL_MS))]
     pub monitor_interval_ms: u64,
     /// How often the monitor also reads the metrics that cost NVML the most CPU (the energy
     /// counter, each GPU process's memory and utilization), in milliseconds. Energy between
-    /// two counter readings is integrated from the power samples.
-    #[arg(long, default_value_t = 1000)]
+    /// two counter readings is integrated from the power samples. At most 600000.
+    #[arg(long, default_value_t = 1000, value_parser = millis(limits::cli::MONITOR_SLOW_INTERVAL_MS))]
     pub monitor_slow_interval_ms: u64,
     #[command(flatten)]
     pub feasibility: FeasibilityArgs,
+}
+
+/// A clap parser for a number of milliseconds in `limit`.
+fn millis(limit: limits::IntLimit) -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(limit.min as u64..=limit.max as u64)
 }
 
 /// Seconds from `30s`, `500ms`, `2m` (humantime) or a plain number of seconds.

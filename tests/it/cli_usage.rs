@@ -39,6 +39,10 @@ fn bad_values_exit_2_in_every_subcommand() {
             "error: invalid value '1e12' for '--duration <DURATION>': must be a number of seconds above 0 and at most 86400, got 1000000000000".into(),
         ),
         (
+            vec!["run".into(), "--monitor-interval-ms".into(), u64::MAX.to_string()],
+            format!("error: invalid value '{0}' for '--monitor-interval-ms <MONITOR_INTERVAL_MS>': {0} is not in 0..=60000", u64::MAX),
+        ),
+        (
             vec!["report".into(), "--format".into(), "bogus".into(), ".".into()],
             "error: invalid value 'bogus' for '--format <FORMAT>'".into(),
         ),

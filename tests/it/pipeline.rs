@@ -130,7 +130,8 @@ fn report_of_a_missing_study_says_which_file() {
         .args(["report", "/nonexistent/study"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // A path that is no study is a bad command-line value.
+    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out).trim(),
         "error: reading /nonexistent/study: No such file or directory (os error 2)"
