@@ -172,6 +172,28 @@ fn default_out_dir(scenario: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::parse_duration;
+    use crate::limits;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever `--duration` is given, it is refused with a message or it is a window
+        /// the runner can wait for.
+        #[test]
+        fn any_duration_text_is_refused_or_usable(
+            text in prop_oneof![
+                any::<f64>().prop_map(|v| v.to_string()),
+                any::<f64>().prop_map(|v| format!("{v:e}")),
+                "[0-9]{1,25}(ms|s|m|h|d|y)?",
+                ".{0,12}",
+            ]
+        ) {
+            if let Ok(seconds) = parse_duration(&text) {
+                prop_assert!(limits::cli::DURATION_S.contains(seconds));
+                let wait = limits::duration_from_secs(seconds).unwrap();
+                let _ = limits::deadline(std::time::Instant::now(), wait);
+            }
+        }
+    }
 
     #[test]
     fn durations_take_units_or_seconds() {
