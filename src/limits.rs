@@ -235,8 +235,9 @@ pub mod workload {
     pub const BATCH_SIZE: IntLimit = IntLimit::new(1, 65_536, "");
     pub const SEQ_LEN: IntLimit = IntLimit::new(1, 65_536, "tokens");
     pub const IMAGE_SIZE: IntLimit = IntLimit::new(1, 8192, "pixels");
-    /// A serving tenant's request rate.
-    pub const RATE_PER_S: FloatLimit = FloatLimit::above(0.0, 1e6, "requests per second");
+    /// A serving tenant's request rate: its generator streams every request back as a
+    /// line, so it is bounded as `gpushare load --stream` is (`load::MAX_STREAM_RATE_PER_S`).
+    pub const RATE_PER_S: FloatLimit = FloatLimit::above(0.0, 100_000.0, "requests per second");
     /// Generator connections: each is a socket and a task, and more than this many
     /// requests in flight is no longer a model of one service's clients.
     pub const CONNECTIONS: IntLimit = IntLimit::new(1, 4096, "");
@@ -290,6 +291,11 @@ mod tests {
         assert_eq!(run::DURATION_S.check(2.5), Ok(2.5));
         assert!(!run::DURATION_S.contains(0.0));
         assert!(!run::DURATION_S.contains(f64::INFINITY));
+    }
+
+    #[test]
+    fn a_serving_tenant_rate_has_the_stream_generator_bound() {
+        assert_eq!(workload::RATE_PER_S.max, crate::load::MAX_STREAM_RATE_PER_S);
     }
 
     #[test]
