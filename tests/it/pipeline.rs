@@ -37,6 +37,59 @@ fn smoke_cpu_runs_end_to_end_and_is_valid() {
     ]}, {
         insta::assert_snapshot!("smoke_cpu_summary", summary);
     });
+    // The figures the snapshot redacts, checked where they do not depend on the machine:
+    // a tenant alone has NP 1 on average by definition, and the shared figures printed are
+    // the study's own, rounded to 0.05.
+    let section = |header: &str| -> Vec<String> {
+        summary
+            .lines()
+            .skip_while(|line| !line.starts_with(header))
+            .skip(1)
+            .take_while(|line| line.starts_with("  "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let alone = section("exclusive c0");
+    assert_eq!(alone.len(), 2, "{summary}");
+    for line in &alone {
+        assert!(line.contains(": NP 1.00"), "{line}");
+    }
+    let figure = |name: &str| -> f64 {
+        let line = summary
+            .lines()
+            .find(|line| line.starts_with("time-slicing c0"))
+            .unwrap();
+        let after = line.split(&format!("{name} ")).nth(1).unwrap();
+        after
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let report: Value = serde_json::from_str(&stdout(
+        &gpushare()
+            .args(["report", "--format", "json"])
+            .arg(&out_dir)
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    let group = report["analysis"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["mode"]["mode"] == "time-slicing")
+        .unwrap();
+    for (name, key) in [("STP", "stp"), ("ANTT", "antt"), ("fairness", "fairness")] {
+        let stated = figure(name);
+        let mean = group[key]["mean"].as_f64().unwrap();
+        assert!(
+            (stated - mean).abs() <= 0.025 + 1e-9,
+            "{name} {stated} vs {mean}"
+        );
+    }
+    assert!((0.0..=1.0).contains(&figure("fairness")), "{summary}");
     // Progress went to stderr, one line per run when not on a terminal.
     assert!(stderr(&out).contains("[4/4] time-slicing/c0/r1 ..."));
 
