@@ -235,8 +235,8 @@ pub mod workload {
     pub const BATCH_SIZE: IntLimit = IntLimit::new(1, 65_536, "");
     pub const SEQ_LEN: IntLimit = IntLimit::new(1, 65_536, "tokens");
     pub const IMAGE_SIZE: IntLimit = IntLimit::new(1, 8192, "pixels");
-    /// A serving tenant's request rate: its generator streams every request back as a
-    /// line, so it is bounded as `gpushare load --stream` is (`load::MAX_STREAM_RATE_PER_S`).
+    /// A serving tenant's request rate: its generator (`gpushare load --stream`) writes a
+    /// line per request, dropped ones included, so the rate is bounded like that stream's.
     pub const RATE_PER_S: FloatLimit = FloatLimit::above(0.0, 100_000.0, "requests per second");
     /// Generator connections: each is a socket and a task, and more than this many
     /// requests in flight is no longer a model of one service's clients.

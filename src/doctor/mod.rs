@@ -805,13 +805,28 @@ mod tests {
         assert!(report.cpu.n_cores >= 1);
         assert_eq!(report.modes.len(), 4);
         assert_eq!(report.torch.built_with_torch, cfg!(feature = "torch"));
-        // Either a GPU was seen or one line says why not; never both silent.
-        assert!(
-            report
-                .host_gpus
-                .as_ref()
-                .is_some_and(|h| !h.gpus.is_empty())
-                || report.gpu_problem.is_some()
-        );
+        // What doctor says about the GPU agrees with NVML asked directly: the GPUs it lists
+        // and no problem, or no GPU and the reason.
+        match gpu::host_gpus() {
+            Ok(host) if !host.gpus.is_empty() => {
+                assert_eq!(report.gpu_problem, None);
+                let seen = report.host_gpus.as_ref().map(|h| h.gpus.len());
+                assert_eq!(seen, Some(host.gpus.len()));
+            }
+            Ok(_) => assert_eq!(
+                report.gpu_problem.as_deref(),
+                Some("NVML loaded but sees no GPU")
+            ),
+            Err(err) => {
+                assert_eq!(report.gpu_problem, Some(gpu_problem(&err)));
+                assert!(report.modes.iter().all(|m| !m.available), "{report}");
+            }
+        }
+        let logical_cpus = std::fs::read_to_string("/proc/cpuinfo")
+            .map(|text| text.lines().filter(|l| l.starts_with("processor")).count())
+            .unwrap_or_default();
+        if logical_cpus > 0 {
+            assert_eq!(report.cpu.n_cores, logical_cpus);
+        }
     }
 }

@@ -18,7 +18,7 @@ use super::stream::CompletionSink;
 pub const MAX_RATE_PER_S: f64 = 1e9;
 /// The highest rate of a streaming generator (`--stream`, the `serve.<model>` tenant's
 /// `rate`): each request is a line on stdout, including each one dropped.
-pub const MAX_STREAM_RATE_PER_S: f64 = 100_000.0;
+pub const MAX_STREAM_RATE_PER_S: f64 = crate::limits::workload::RATE_PER_S.max;
 /// The longest `--duration`, `--timeout`, `--late-after` and `--drop-after`: a year.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 

@@ -37,6 +37,59 @@ fn smoke_cpu_runs_end_to_end_and_is_valid() {
     ]}, {
         insta::assert_snapshot!("smoke_cpu_summary", summary);
     });
+    // The figures the snapshot redacts, checked where they do not depend on the machine:
+    // a tenant alone has NP 1 on average by definition, and the shared figures printed are
+    // the study's own, rounded to 0.05.
+    let section = |header: &str| -> Vec<String> {
+        summary
+            .lines()
+            .skip_while(|line| !line.starts_with(header))
+            .skip(1)
+            .take_while(|line| line.starts_with("  "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let alone = section("exclusive c0");
+    assert_eq!(alone.len(), 2, "{summary}");
+    for line in &alone {
+        assert!(line.contains(": NP 1.00"), "{line}");
+    }
+    let figure = |name: &str| -> f64 {
+        let line = summary
+            .lines()
+            .find(|line| line.starts_with("time-slicing c0"))
+            .unwrap();
+        let after = line.split(&format!("{name} ")).nth(1).unwrap();
+        after
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let report: Value = serde_json::from_str(&stdout(
+        &gpushare()
+            .args(["report", "--format", "json"])
+            .arg(&out_dir)
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    let group = report["analysis"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["mode"]["mode"] == "time-slicing")
+        .unwrap();
+    for (name, key) in [("STP", "stp"), ("ANTT", "antt"), ("fairness", "fairness")] {
+        let stated = figure(name);
+        let mean = group[key]["mean"].as_f64().unwrap();
+        assert!(
+            (stated - mean).abs() <= 0.025 + 1e-9,
+            "{name} {stated} vs {mean}"
+        );
+    }
+    assert!((0.0..=1.0).contains(&figure("fairness")), "{summary}");
     // Progress went to stderr, one line per run when not on a terminal.
     assert!(stderr(&out).contains("[4/4] time-slicing/c0/r1 ..."));
 
@@ -112,16 +165,115 @@ fn recorded_study_renders_as_summary() {
 #[test]
 fn recorded_study_renders_as_json_with_every_figure() {
     let json: Value = serde_json::from_str(&render("json")).unwrap();
-    let shared = &json["analysis"]["runs"][1];
-    let np: Vec<f64> = shared["tenants"]
+    let runs = json["analysis"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    // A tenant's baseline is its mean throughput over the VALID exclusive runs.
+    let baseline = |name: &Value| {
+        let alone: Vec<f64> = runs
+            .iter()
+            .filter(|run| run["mode"]["mode"] == "exclusive" && run["verdict"]["valid"] == true)
+            .flat_map(|run| run["tenants"].as_array().unwrap())
+            .filter(|t| &t["name"] == name)
+            .map(|t| t["throughput_items_per_s"].as_f64().unwrap())
+            .collect();
+        assert_eq!(alone.len(), 2, "{name}");
+        alone.iter().sum::<f64>() / alone.len() as f64
+    };
+    let shared_runs: Vec<&Value> = runs
+        .iter()
+        .filter(|run| run["mode"]["mode"] == "time-slicing")
+        .collect();
+    assert_eq!(shared_runs.len(), 2);
+    for shared in shared_runs {
+        let tenants = shared["tenants"].as_array().unwrap();
+        assert_eq!(tenants.len(), 2);
+        let mut np = Vec::new();
+        for tenant in tenants {
+            // Throughput is the items over the window; NP divides it by the tenant's
+            // throughput alone (Eyerman & Eeckhout 2008): both from stored fields.
+            let throughput = tenant["throughput_items_per_s"].as_f64().unwrap();
+            let items = tenant["items"].as_f64().unwrap();
+            assert!(close(
+                throughput,
+                items / tenant["window_s"].as_f64().unwrap()
+            ));
+            let expected_np = throughput / baseline(&tenant["name"]);
+            let tenant_np = tenant["np"].as_f64().unwrap();
+            assert!(
+                close(tenant_np, expected_np),
+                "{tenant_np} vs {expected_np}"
+            );
+            np.push(tenant_np);
+        }
+        let n = np.len() as f64;
+        let sharing = &shared["sharing"];
+        // STP = sum of NP, ANTT = mean of 1/NP, Jain's index = (sum NP)^2 / (n sum NP^2).
+        assert!(close(sharing["stp"].as_f64().unwrap(), np.iter().sum()));
+        let antt = np.iter().map(|v| 1.0 / v).sum::<f64>() / n;
+        assert!(close(sharing["antt"].as_f64().unwrap(), antt));
+        let jain = np.iter().sum::<f64>().powi(2) / (n * np.iter().map(|v| v * v).sum::<f64>());
+        assert!(close(sharing["fairness"].as_f64().unwrap(), jain));
+    }
+    // And the figures themselves, to three significant digits.
+    insta::assert_json_snapshot!("fixture_figures", figures(&json));
+}
+
+/// Rounds to three significant digits, so a snapshot holds what the README quotes and
+/// changes only when a figure does.
+fn round_figures(value: &Value) -> Value {
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            let v = number.as_f64().unwrap_or_default();
+            if v == 0.0 || !v.is_finite() {
+                return value.clone();
+            }
+            // Dividing or multiplying by an exact power of ten (never by 0.1, which is not
+            // one) gives the double nearest the rounded decimal.
+            let digits = 2 - v.abs().log10().floor() as i32;
+            let rounded = if digits >= 0 {
+                let scale = 10f64.powi(digits);
+                (v * scale).round() / scale
+            } else {
+                let scale = 10f64.powi(-digits);
+                (v / scale).round() * scale
+            };
+            serde_json::json!(rounded)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(round_figures).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| (key.clone(), round_figures(value)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Every figure of a study's analysis that a report states (across repetitions, and per
+/// run the sharing figures and verdicts), rounded to three significant digits.
+fn figures(json: &Value) -> Value {
+    let runs: Vec<Value> = json["analysis"]["runs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["np"].as_f64().unwrap())
+        .map(|run| {
+            serde_json::json!({
+                "id": run["id"],
+                "status": run["status"],
+                "sharing": run["sharing"],
+                "tenants": run["tenants"].as_array().unwrap().iter().map(|t| serde_json::json!({
+                    "name": t["name"],
+                    "throughput_items_per_s": t["throughput_items_per_s"],
+                    "np": t["np"],
+                })).collect::<Vec<_>>(),
+            })
+        })
         .collect();
-    // STP is the sum of NP (Eyerman & Eeckhout), recomputed from the samples.
-    let stp = shared["sharing"]["stp"].as_f64().unwrap();
-    assert!((stp - np.iter().sum::<f64>()).abs() < 1e-9);
+    round_figures(&serde_json::json!({
+        "groups": json["analysis"]["groups"],
+        "runs": runs,
+    }))
 }
 
 #[test]
@@ -154,6 +306,27 @@ fn h200_probes_study_renders_as_summary() {
 #[test]
 fn h200_probes_study_renders_as_markdown() {
     insta::assert_snapshot!("h200_probes_markdown", render_h200("markdown"));
+}
+
+/// Every committed H200 study's figures at the three significant digits the README and
+/// results/h200/README.md quote (the summaries above round NP to 0.05).
+#[test]
+fn h200_studies_figures_to_three_significant_digits() {
+    let mut studies: Vec<String> = std::fs::read_dir(crate::common::root().join("results/h200"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| dir.join("run.json.gz").exists() || dir.join("run.json").exists())
+        .map(|dir| dir.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    studies.sort();
+    assert_eq!(studies.len(), 7, "{studies:?}");
+    for name in studies {
+        let json: Value =
+            serde_json::from_str(&render_study(&format!("results/h200/{name}"), "json")).unwrap();
+        let figures = figures(&json);
+        assert!(!figures["groups"].as_array().unwrap().is_empty(), "{name}");
+        insta::assert_json_snapshot!(format!("h200_{name}_figures"), figures);
+    }
 }
 
 /// The torch, serving and notebook studies measured on the H200: their summaries cover

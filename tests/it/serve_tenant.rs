@@ -104,7 +104,9 @@ fn a_serving_tenant_reports_its_rate_its_service_time_and_an_slo_verdict() {
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     let runs = study["analysis"]["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
-    for (run, record) in runs.iter().zip(study["runs"].as_array().unwrap()) {
+    let records = study["runs"].as_array().unwrap();
+    assert_eq!(records.len(), runs.len());
+    for (run, record) in runs.iter().zip(records) {
         assert_eq!(run["verdict"]["valid"], true, "{}", run["verdict"]);
         let api = tenant(run, "api");
         assert_eq!(api["item"], "requests");

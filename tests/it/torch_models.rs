@@ -42,8 +42,11 @@ fn every_model_trains_and_infers_on_the_cpu_in_fp32_and_bf16() {
     for model in ModelKind::ALL {
         for kind in [JobKind::Train, JobKind::Infer] {
             for precision in [Precision::Fp32, Precision::Bf16] {
-                let mut job = TorchJob::new(&tiny_cpu_spec(model, kind, precision)).unwrap();
+                let spec = tiny_cpu_spec(model, kind, precision);
+                let mut job = TorchJob::new(&spec).unwrap();
                 job.warm_up(1).unwrap();
+                // The step counts the rows it processed; the spec asked for two.
+                assert_eq!(job.settings().batch_size, 2, "{model}");
                 assert_eq!(job.step().unwrap(), 2, "{model} {kind} {precision:?}");
                 assert_eq!(job.parameter_count(), parameter_count(model, true).unwrap());
                 assert_eq!(job.memory_peak_bytes(), None, "no CUDA memory on the CPU");

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{gpushare, marked_processes, quick_scenario, stderr, write_scenario};
+use crate::common::{
+    gpushare, marked_commands, marked_processes, quick_scenario, stderr, write_scenario,
+};
 
 /// Runs the quick scenario with a misbehaving tenant; returns run.json, exit code, and
 /// the processes that carry this test's marker afterwards.
@@ -74,7 +76,10 @@ fn a_worker_exiting_early_reports_its_status() {
     let (study, code, _) =
         run_with_fault("exit", r#", fault = "exit", fault_after_steps = 10"#, &[]);
     assert_eq!(code, Some(3));
-    for f in failures(&study) {
+    let failures = failures(&study);
+    // The exclusive baseline and the shared run, each with the message.
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    for f in failures {
         assert!(f.contains("worker `bad` exited with status 3"), "{f}");
     }
 }
@@ -84,7 +89,7 @@ fn a_workload_error_is_reported_with_its_message() {
     let (study, _, _) =
         run_with_fault("error", r#", fault = "error", fault_after_steps = 10"#, &[]);
     let failures = failures(&study);
-    assert!(!failures.is_empty());
+    assert_eq!(failures.len(), 2, "{failures:?}");
     for f in failures {
         assert!(
             f.contains("worker `bad` failed during the measured window: running step 10 of `cpu.synthetic`: injected fault"),
@@ -100,7 +105,9 @@ fn a_hanging_worker_is_killed_after_the_stop_timeout() {
     let (study, code, _) =
         run_with_fault("hang", r#", fault = "hang", fault_after_steps = 10"#, &[]);
     assert_eq!(code, Some(3));
-    for f in failures(&study) {
+    let failures = failures(&study);
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    for f in failures {
         assert!(
             f.contains("worker `bad` did not answer Stop within run.stop_timeout_s = 2 s (hung?) and was killed"),
             "{f}"
@@ -157,6 +164,13 @@ fn sigint_stops_the_study_writes_partial_results_and_leaves_no_worker() {
     while marked_processes("sigint").len() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+    let before = marked_commands("sigint");
+    assert!(
+        before
+            .iter()
+            .any(|(_, command)| command.split_whitespace().nth(1) == Some("worker")),
+        "no worker started: {before:?}"
+    );
     std::thread::sleep(Duration::from_secs(3));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
@@ -195,6 +209,15 @@ fn a_killed_runner_takes_its_workers_with_it() {
     while marked_processes("sigkill").len() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The runner and at least one worker carry the marker: otherwise "none left" below
+    // would hold without the runner ever having started a worker.
+    let before = marked_commands("sigkill");
+    assert!(
+        before
+            .iter()
+            .any(|(_, command)| command.split_whitespace().nth(1) == Some("worker")),
+        "no worker started: {before:?}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -7,7 +7,6 @@ use crate::limits::workload as limits;
 use std::time::Duration;
 
 use super::{ServeTenantModel, WorkloadError};
-use crate::load::MAX_STREAM_RATE_PER_S;
 use crate::serve::{ServeConfig, ServeModel, ServePrecision};
 use crate::workload::{ParamInfo, ParamKind, Params};
 
@@ -204,17 +203,11 @@ impl ServeTenantSpec {
             },
         };
         let rate_per_s = params.f64_or("rate", 100.0);
-        // The generator streams every request back as a line, so its rate is bounded like
-        // `gpushare load --stream`'s.
-        if !(rate_per_s > 0.0 && rate_per_s <= MAX_STREAM_RATE_PER_S) {
-            return Err(check.value_error(
-                &RATE,
-                format!(
-                    "must be above 0 and at most {MAX_STREAM_RATE_PER_S} requests per second, \
-                     got {rate_per_s}"
-                ),
-            ));
-        }
+        // Checked here too for callers that skip the registry's check (the generator
+        // streams every request back, so its rate is bounded like `load --stream`'s).
+        limits::RATE_PER_S
+            .check(rate_per_s)
+            .map_err(|reason| check.value_error(&RATE, reason))?;
         Ok(Self {
             model,
             rate_per_s,
@@ -381,15 +374,15 @@ mod tests {
         let err = |pairs: &[(&str, ParamValue)]| delay(pairs).unwrap_err().to_string();
         assert_eq!(
             err(&[("rate", ParamValue::Float(0.0))]),
-            "reading parameter `rate` of `serve.delay`: must be above 0 and at most 100000 \
-             requests per second, got 0"
+            "reading parameter `rate` of `serve.delay`: must be a number of requests per second \
+             above 0 and at most 100000, got 0"
         );
         for rate in [1e9, 100_000.5, f64::INFINITY, f64::NAN, -5.0] {
             assert_eq!(
                 err(&[("rate", ParamValue::Float(rate))]),
                 format!(
-                    "reading parameter `rate` of `serve.delay`: must be above 0 and at most \
-                     100000 requests per second, got {rate}"
+                    "reading parameter `rate` of `serve.delay`: must be a number of requests \
+                     per second above 0 and at most 100000, got {rate}"
                 )
             );
         }

@@ -87,7 +87,10 @@ impl TorchJob {
             None => infer_step(&self.network, &self.batch, &self.settings)?,
         }
         self.synchronize()?;
-        Ok(self.settings.batch_size as u64)
+        // The rows of the batch just processed, not the setting it was built from, so a
+        // wrongly shaped batch shows in the count.
+        let rows = self.batch.inputs.size().first().copied().unwrap_or(0);
+        Ok(u64::try_from(rows).unwrap_or(0))
     }
 
     /// What [`TorchJob::step`] counts: `images` or `sequences`.

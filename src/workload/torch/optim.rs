@@ -168,6 +168,7 @@ mod tests {
     }
 
     fn assert_close(actual: &[f64], expected: &[f64]) {
+        assert_eq!(actual.len(), expected.len(), "{actual:?} != {expected:?}");
         for (a, e) in actual.iter().zip(expected) {
             assert!((a - e).abs() < 1e-6, "{actual:?} != {expected:?}");
         }
