@@ -20,6 +20,17 @@ pub enum CliError {
     Host(#[from] crate::doctor::HostError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Monitor(#[from] crate::monitor::MonitorError),
+    #[error("{0}")]
+    NoGpu(String),
+    #[error("serving Prometheus text on {addr}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("drawing the live view in this terminal")]
+    Terminal(#[source] std::io::Error),
     #[error("{0}")]
     Usage(String),
     #[error("starting the async runtime: {0}")]
@@ -52,7 +63,11 @@ impl CliError {
             | CliError::Store(_)
             | CliError::Runtime(_)
             | CliError::Serve(_)
-            | CliError::Load(_) => exit::ERROR,
+            | CliError::Load(_)
+            | CliError::Monitor(_)
+            | CliError::NoGpu(_)
+            | CliError::Bind { .. }
+            | CliError::Terminal(_) => exit::ERROR,
         }
     }
 }

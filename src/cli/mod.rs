@@ -6,6 +6,7 @@ mod doctor;
 mod error;
 mod feasibility;
 mod list;
+mod monitor;
 mod recommend;
 mod report;
 mod run;
@@ -71,6 +72,10 @@ pub enum Command {
     /// whose every SLO was met in every VALID repetition, the runner-up, what each tenant
     /// keeps, and why each other mode was not chosen.
     Recommend(recommend::RecommendArgs),
+    /// A live view of each GPU (utilization, memory, clocks, power, temperature, throttle
+    /// reasons, processes) with history; `--prometheus ADDR` serves it with
+    /// dcgm-exporter's metric names. `--frames N` prints it once, for scripts.
+    Monitor(monitor::MonitorArgs),
     /// Show what this host has: CPU, NVIDIA driver and GPUs, and which modes it can run.
     Doctor(doctor::DoctorArgs),
     /// Serve a model over HTTP with dynamic batching (POST /v1/infer, /healthz, /readyz,
@@ -193,6 +198,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Report(args) => report::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Recommend(args) => recommend::run(args),
+        Command::Monitor(args) => monitor::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Serve(args) => runtime()?
             .block_on(crate::serve::serve(args, crate::serve::shutdown_signal()))

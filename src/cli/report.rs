@@ -16,15 +16,24 @@ report's first lines and on stderr; 1 the file could not be read; 2 bad command 
 pub struct ReportArgs {
     /// A study directory (results/<study>) or its run.json; run.json.gz is read too.
     pub dir: PathBuf,
-    /// How to render it.
+    /// How to render it. `html` is one self-contained page (redirect it to a file);
+    /// `svg` one chart, the one `--chart` names.
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// With `--format svg`: the chart to draw: np, sharing, latency, throughput or gpu.
+    #[arg(long, default_value = "np")]
+    pub chart: String,
 }
 
 pub fn run(args: ReportArgs) -> Result<ExitCode, CliError> {
     let study = store::read_study(&args.dir)?;
     // A reader that went away (`| head`) ends the report quietly: nothing is lost.
-    let _ = write!(std::io::stdout(), "{}", report::render(&study, args.format));
+    let text = if args.format == Format::Svg {
+        report::render_chart(&study, &args.chart)?
+    } else {
+        report::render(&study, args.format)
+    };
+    let _ = write!(std::io::stdout(), "{text}");
     let completeness = Completeness::of(&study);
     let Some(sentence) = completeness.sentence() else {
         return Ok(ExitCode::SUCCESS);

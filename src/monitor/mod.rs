@@ -9,6 +9,7 @@
 //! NVML sits behind [`GpuSource`], so the sampler, the "said once" notes and the
 //! summaries are tested with [`SyntheticSource`] on machines without a GPU.
 
+pub mod dcgm;
 mod error;
 #[cfg(feature = "cuda")]
 mod nvml;
@@ -17,6 +18,7 @@ mod sampler;
 mod series;
 mod summary;
 mod synthetic;
+pub mod tui;
 
 pub use error::MonitorError;
 #[cfg(feature = "cuda")]

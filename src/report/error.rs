@@ -14,4 +14,6 @@ pub enum ReportError {
     },
     #[error("rendering chart `{name}`: there is no such chart; the charts are {known}")]
     UnknownChart { name: String, known: String },
+    #[error("drawing chart `{chart}`: {message}")]
+    Draw { chart: String, message: String },
 }

@@ -4,10 +4,12 @@
 //! **Invariant:** reports measure nothing; every view is computed from a
 //! [`crate::results::Study`] alone, so any study can be re-rendered later.
 
+pub mod charts;
 pub mod compare;
 pub mod completeness;
 mod error;
 mod format;
+pub mod html;
 pub mod recommend;
 pub mod snapshot;
 mod sweep;
@@ -33,6 +35,10 @@ pub enum Format {
     Json,
     /// The noise-tolerant summary committed as a snapshot.
     Summary,
+    /// One self-contained HTML page with charts (inline SVG, no scripts, opens offline).
+    Html,
+    /// One chart as SVG: the one `--chart` names (default `np`).
+    Svg,
 }
 
 /// What the JSON view holds: the study's identity and every computed figure.
@@ -52,6 +58,11 @@ struct JsonReport<'a> {
     analysis: &'a Analysis,
 }
 
+/// Renders one chart of a study as SVG (see [`charts::CHARTS`] for the names).
+pub fn render_chart(study: &Study, name: &str) -> Result<String, ReportError> {
+    charts::render(study, &metrics::analyze(study), name)
+}
+
 /// Renders a study in the given format, recomputing every figure from its records.
 pub fn render(study: &Study, format: Format) -> String {
     let analysis = metrics::analyze(study);
@@ -65,6 +76,9 @@ pub fn render(study: &Study, format: Format) -> String {
             out
         }
         Format::Summary => snapshot::render(study, &analysis),
+        Format::Html => html::render(study, &analysis),
+        // The default chart always draws: plotters' SVG backend writes into a String.
+        Format::Svg => charts::render(study, &analysis, "np").unwrap_or_default(),
         Format::Json => {
             let completeness = Completeness::of(study);
             let report = JsonReport {

@@ -172,7 +172,7 @@ fn config_label(study: &Study, group: &GroupAnalysis) -> String {
     }
 }
 
-fn tenant_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
+pub(super) fn tenant_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
     let mut rows = vec![vec![
         "mode".to_string(),
         "config".into(),
@@ -285,7 +285,7 @@ fn without_empty_columns(mut rows: Vec<Vec<String>>, optional: &[usize]) -> Vec<
     rows
 }
 
-fn sharing_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
+pub(super) fn sharing_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
     let mut rows = vec![vec![
         "mode".to_string(),
         "config".into(),
@@ -326,7 +326,7 @@ fn sharing_rows(study: &Study, analysis: &Analysis) -> Vec<Vec<String>> {
     without_empty_columns(rows, &[5, 6, 7, 8])
 }
 
-fn run_rows(analysis: &Analysis) -> Vec<Vec<String>> {
+pub(super) fn run_rows(analysis: &Analysis) -> Vec<Vec<String>> {
     let mut rows = vec![vec![
         "run".to_string(),
         "verdict".into(),

@@ -10,6 +10,7 @@ mod incomplete;
 #[cfg(feature = "cuda")]
 mod gpu_sharing;
 mod load;
+mod monitor;
 mod pipeline;
 mod readme_figures;
 mod reports;

@@ -195,3 +195,79 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// An SVG's structure: how many of each element, then every text in order. Coordinates
+/// are left out so the snapshot shows what a chart says, not where plotters put it.
+fn svg_structure(svg: &str) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for tag in svg.split('<').skip(1) {
+        let name = tag.split([' ', '>', '/', '\n']).next().unwrap_or("");
+        if !name.is_empty() {
+            *counts.entry(name).or_default() += 1;
+        }
+    }
+    let mut out: String = counts
+        .iter()
+        .map(|(name, n)| format!("{name}: {n}\n"))
+        .collect();
+    for piece in svg.split("<text").skip(1) {
+        let body = piece.split_once('>').unwrap().1;
+        let text = body.split("</text>").next().unwrap().trim();
+        out.push_str(&format!("text: {text}\n"));
+    }
+    out
+}
+
+#[test]
+fn every_chart_of_the_h200_probes_study_has_its_structure() {
+    for chart in ["np", "sharing", "latency", "throughput", "gpu"] {
+        let out = gpushare()
+            .args(["report", "--format", "svg", "--chart", chart])
+            .arg(root().join(PROBES_MIX))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let svg = stdout(&out);
+        assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
+        insta::assert_snapshot!(format!("h200_probes_chart_{chart}"), svg_structure(&svg));
+    }
+}
+
+#[test]
+fn an_unknown_chart_is_refused_with_the_names_of_the_charts() {
+    let out = gpushare()
+        .args(["report", "--format", "svg", "--chart", "pie"])
+        .arg(root().join(PROBES_MIX))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: rendering chart `pie`: there is no such chart; the charts are np, sharing, \
+         latency, throughput, gpu"
+    );
+}
+
+#[test]
+fn the_html_page_of_the_h200_probes_study_is_self_contained_and_small() {
+    let out = gpushare()
+        .args(["report", "--format", "html"])
+        .arg(root().join(PROBES_MIX))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(page.len() < 2_000_000, "{} bytes", page.len());
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    // Nothing to fetch and nothing to run: it opens offline.
+    for forbidden in ["<script", "http://", "https://", "src="] {
+        let outside_svg_namespace = page.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+        assert!(!outside_svg_namespace.contains(forbidden), "{forbidden}");
+    }
+    assert_eq!(page.matches("<svg ").count(), 5);
+    assert!(
+        page.contains("Choose <strong>mps(atp=50)</strong>"),
+        "recommendation"
+    );
+    assert!(page.contains("<h2>Environment</h2>") && page.contains("NVIDIA H200"));
+}
