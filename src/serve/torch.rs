@@ -1,8 +1,8 @@
 //! `resnet50` and `bert-base` behind the server's backend seam (`torch` feature).
 //!
 //! Owns the translation between the server's batches and tch tensors, and the warm-up
-//! that makes the first real batch as fast as the rest. The models themselves are the
-//! torch workloads' ([`InferenceModel`]); this file must not define layers, and must not
+//! that makes the first real batch as fast as the rest. The models themselves are
+//! [`crate::models`]' ([`InferenceModel`]); this file must not define layers, and must not
 //! know about HTTP or queues. Everything here runs on the batcher thread, which therefore
 //! owns the CUDA context.
 
@@ -12,7 +12,7 @@ use super::backend::{Batch, InferenceBackend};
 use super::config::{ServeArgs, ServeModel, ServePrecision};
 use super::error::BackendError;
 use super::tensor::{Dtype, Tensor, TensorData};
-use crate::workload::torch::{
+use crate::models::{
     device_name, parse_device, InferenceModel, ModelKind, Precision, TorchJobSpec,
 };
 

@@ -2,14 +2,14 @@
 //! server (`gpushare serve --model resnet50|bert-base`) puts behind its backend seam.
 //!
 //! Owns nothing but the network and its parameters on one device; it builds the same
-//! architectures a [`TorchJob`](super::TorchJob) does (same builders, same seed) and runs
+//! architectures a torch job (`workload::torch::TorchJob`) does (same builders, same seed) and runs
 //! the same forward pass as an infer step (no autograd, evaluation mode, bf16 autocast when
 //! asked). Must not know about HTTP, queues or batching.
 
 use tch::{nn, Device, Kind, Tensor};
 
+use super::build::{autocast_guard, build_on_device, step_error, synchronize_device};
 use super::error::TorchError;
-use super::job::{autocast_guard, build_on_device, step_error, synchronize_device};
 use super::network::{bert_config, gpt2_config, resnet_config, vit_config, Network};
 use super::spec::{JobKind, ModelKind, TorchJobSettings, TorchJobSpec};
 
@@ -131,7 +131,7 @@ const _: fn() = || {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::torch::spec::Precision;
+    use crate::models::spec::Precision;
 
     fn tiny_cpu(model: ModelKind, precision: Precision) -> InferenceModel {
         InferenceModel::new(&TorchJobSpec {
