@@ -1,6 +1,6 @@
 //! Build script. It records the git commit the binary is built from (for `run.json`'s
 //! environment); with the `torch` feature it also links libtorch's CUDA library into every
-//! executable and compiles the C++ shim in `src/workload/torch/shim.cpp`. Each concern is
+//! executable and compiles the C++ shim in `src/models/shim.cpp`. Each concern is
 //! one function called from `main`.
 
 use std::process::Command;
@@ -33,7 +33,7 @@ mod torch {
     use std::env;
     use std::path::PathBuf;
 
-    const SHIM_SOURCE: &str = "src/workload/torch/shim.cpp";
+    const SHIM_SOURCE: &str = "src/models/shim.cpp";
 
     pub fn configure() {
         let lib_dir = libtorch_lib_dir();

@@ -14,6 +14,8 @@ pub mod isolation;
 pub mod limits;
 pub mod load;
 pub mod metrics;
+#[cfg(feature = "torch")]
+pub mod models;
 pub mod monitor;
 pub mod report;
 pub mod results;

@@ -14,12 +14,15 @@
 # Raw results go to ${OUT:-target/serve-bench}/serve-MODEL/, a table to stdout. Durations:
 # SATURATION_S (20), LATENCY_S (30). About 2.5 minutes per model with the defaults.
 # THREADS (4) generator threads; OPEN_CONNECTIONS (8 x BATCH) for the open-loop step.
+# BODY=u8 sends resnet50 u8 images (raw pixels, a quarter of the bytes, normalized on the
+# GPU) instead of f32 ones. bench/serve/side-by-side.sh measures both bodies and both
+# models against infer.batch in one call.
 # DEVICE (default cuda) runs the server and its infer.batch twin elsewhere: DEVICE=cpu with a
 # small BATCH and short durations checks the torch path of this script without a GPU.
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-    sed -n '2,19p' "$0" >&2
+    sed -n '2,21p' "$0" >&2
     exit 2
 fi
 gpushare=$1
@@ -55,10 +58,14 @@ trap stop_server EXIT
 
 # One request body in the compact binary format (src/serve/body.rs): magic, version,
 # dtype code, rank, then little-endian dims and data.
-python3 - "${model}" "${out}/body.bin" <<'PY'
+python3 - "${model}" "${out}/body.bin" "${BODY:-f32}" <<'PY'
 import struct, sys
-model, path = sys.argv[1], sys.argv[2]
-if model == "resnet50":
+model, path, body_kind = sys.argv[1], sys.argv[2], sys.argv[3]
+if model == "resnet50" and body_kind == "u8":
+    n = 3 * 224 * 224
+    body = b"GSTN" + bytes([1, 3, 3, 0]) + struct.pack("<3q", 3, 224, 224) \
+        + bytes(i % 255 for i in range(n))
+elif model == "resnet50":
     n = 3 * 224 * 224
     body = b"GSTN" + bytes([1, 1, 3, 0]) + struct.pack("<3q", 3, 224, 224) \
         + struct.pack(f"<{n}f", *[(i % 255) / 255 for i in range(n)])

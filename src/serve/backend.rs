@@ -1,8 +1,14 @@
-//! The seam between the server and a model: [`InferenceBackend`] and the [`Batch`] it runs.
+//! The seam between the server and a model: [`InferenceBackend`], the [`Batch`] it runs,
+//! and the [`BatchAssembler`] that gathers a batch's inputs while the previous batch runs.
 //!
-//! A backend is created, warmed up and run on the batcher's own OS thread, never on the
+//! A backend is created, warmed up and run on the batcher's model thread, never on the
 //! async runtime, so it may block (GPU work, sleeps) and may keep thread-bound state such as
-//! a CUDA context. It sees only whole batches; it must not know about HTTP or queues.
+//! a CUDA context. Its assembler is handed once to the batcher's assembler thread, which
+//! gathers batch k+1 (host work: copying each request's elements into one buffer) while
+//! the model thread runs batch k. Neither sees anything but whole batches; they must not
+//! know about HTTP or queues.
+
+use std::any::Any;
 
 use super::error::BackendError;
 use super::tensor::{Dtype, InputSpec, Tensor, TensorData};
@@ -33,6 +39,63 @@ impl Batch {
     }
 }
 
+/// A batch as an assembler made it, for [`InferenceBackend::run`].
+pub struct AssembledBatch {
+    /// Number of items (requests) in the batch.
+    pub n_items: usize,
+    /// The inputs in the form the backend runs.
+    pub input: AssembledInput,
+}
+
+/// What an assembler produced.
+pub enum AssembledInput {
+    /// A plain batch, what [`Concatenate`] makes and [`InferenceBackend::infer`] runs.
+    Host(Batch),
+    /// The assembler's own form (for the torch models, rows of a page-locked buffer), which
+    /// only the backend that made the assembler knows how to run.
+    Staged(Box<dyn Any + Send>),
+}
+
+/// The host half of running a batch: turns the requests' inputs (each already checked
+/// against the backend's input spec, in queue order) into one batch. Runs on the
+/// batcher's assembler thread, concurrently with the backend running the previous batch.
+pub trait BatchAssembler: Send + 'static {
+    /// Assembles `items` into one batch, in order.
+    fn assemble(&mut self, items: &[&Tensor]) -> Result<AssembledBatch, BackendError>;
+}
+
+/// The default assembler: the items' elements concatenated into a [`Batch`].
+#[derive(Debug, Clone)]
+pub struct Concatenate {
+    /// Shape of one item.
+    pub item_shape: Vec<i64>,
+}
+
+impl BatchAssembler for Concatenate {
+    fn assemble(&mut self, items: &[&Tensor]) -> Result<AssembledBatch, BackendError> {
+        let Some(first) = items.first() else {
+            return Err(BackendError::msg("assembling a batch: it has no items"));
+        };
+        let mut data = TensorData::with_capacity(first.dtype, items.len() * first.data.len());
+        for item in items {
+            if !data.extend_from(&item.data) {
+                return Err(BackendError::msg(format!(
+                    "assembling a batch: it mixes {} and {} items",
+                    first.dtype, item.dtype
+                )));
+            }
+        }
+        Ok(AssembledBatch {
+            n_items: items.len(),
+            input: AssembledInput::Host(Batch {
+                n_items: items.len(),
+                item_shape: self.item_shape.clone(),
+                data,
+            }),
+        })
+    }
+}
+
 /// A model the server can run. Created on the batcher thread by a [`BackendFactory`].
 pub trait InferenceBackend: Send + 'static {
     /// Name for logs, /readyz and error messages (e.g. `test.delay`, `resnet50`).
@@ -47,6 +110,33 @@ pub trait InferenceBackend: Send + 'static {
     /// Runs one batch; returns one output per item, in order.
     fn infer(&mut self, batch: Batch) -> Result<Vec<Tensor>, BackendError>;
 
+    /// Whether `u8` image items (raw pixels 0..=255) are taken besides [`Self::dtype`]:
+    /// the backend converts and normalizes them itself. Default false.
+    fn takes_u8_images(&self) -> bool {
+        false
+    }
+
+    /// The host half of this backend, called once on the model thread after warm-up and
+    /// moved to the assembler thread. Default: [`Concatenate`].
+    fn assembler(&mut self) -> Result<Box<dyn BatchAssembler>, BackendError> {
+        Ok(Box::new(Concatenate {
+            item_shape: self.input_shape().to_vec(),
+        }))
+    }
+
+    /// Runs a batch its assembler made; returns one output per item, in order. Default: a
+    /// [`AssembledInput::Host`] batch goes to [`Self::infer`]; a backend whose assembler
+    /// stages batches itself overrides this.
+    fn run(&mut self, batch: AssembledBatch) -> Result<Vec<Tensor>, BackendError> {
+        match batch.input {
+            AssembledInput::Host(batch) => self.infer(batch),
+            AssembledInput::Staged(_) => Err(BackendError::msg(format!(
+                "running {}: got a batch staged by another assembler",
+                self.name()
+            ))),
+        }
+    }
+
     /// For i64 inputs that index a table (token ids): every element must lie in
     /// `0..index_limit`, else the request is refused with 422 before it is queued (an
     /// out-of-range id would make an embedding lookup fail, on a GPU fatally for the CUDA
@@ -60,6 +150,7 @@ pub trait InferenceBackend: Send + 'static {
         InputSpec {
             shape: self.input_shape().to_vec(),
             dtype: self.dtype(),
+            u8_images: self.takes_u8_images(),
         }
     }
 }

@@ -1,26 +1,32 @@
-//! Dynamic batching: the one OS thread that owns the backend.
+//! Dynamic batching in two stages: an assembler thread and the model thread that owns the
+//! backend.
 //!
 //! Handlers put validated requests into a bounded queue (a full queue is answered 503 by the
-//! handler, never waited on). This thread takes the first waiting request, then keeps
-//! taking requests until the batch holds `max_batch_size` items or `max_queue_delay` has
-//! passed since that first request was queued, runs the backend on the batch, and answers
-//! each request through its own reply channel. It runs on a plain thread, not the async
-//! runtime, because backend calls block for as long as the GPU takes. It must not panic
-//! out of a batch: a backend panic is caught and answered with 500 for that batch only.
-//! It stops when every queue sender is gone (the server has shut down) and the queue is
-//! drained, so requests accepted before shutdown are still answered.
+//! handler, never waited on). The assembler thread takes the first waiting request, then
+//! keeps taking requests until the batch holds `max_batch_size` items or `max_queue_delay`
+//! has passed since that first request was queued, and assembles the batch through the
+//! backend's [`BatchAssembler`] (the host work: gathering the requests' elements into one
+//! staging buffer). It hands the batch to the model thread over a rendezvous channel, so
+//! batch k+1 is gathered while the model thread runs batch k and at most one batch waits
+//! assembled. The model thread runs the backend on each batch in the order they were
+//! formed and answers each request through its own reply channel. Both are plain threads,
+//! not the async runtime, because assembly copies megabytes and backend calls block for as
+//! long as the GPU takes. Neither may panic out of a batch: a panic is caught and answered
+//! with 500 for that batch only. They stop when every queue sender is gone (the server has
+//! shut down) and the queue is drained, so requests accepted before shutdown are still
+//! answered.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::backend::{BackendFactory, Batch, InferenceBackend};
+use super::backend::{AssembledBatch, BackendFactory, BatchAssembler, InferenceBackend};
 use super::error::{RequestError, ServeError};
 use super::metrics::Metrics;
-use super::tensor::{InputSpec, Tensor, TensorData};
+use super::tensor::{InputSpec, Tensor};
 
 /// One queued request.
 pub(crate) struct Job {
@@ -55,8 +61,9 @@ pub(crate) struct BatchPolicy {
     pub max_queue_delay: Duration,
 }
 
-/// Starts the batcher thread: it builds the backend, warms it up, publishes `ready` and
-/// reports the outcome on `on_ready`, then serves batches until the queue closes.
+/// Starts the batcher: the model thread builds the backend, warms it up, starts the
+/// assembler thread, publishes `ready` and reports the outcome on `on_ready`, then runs the
+/// assembled batches until the queue closes.
 pub(crate) fn spawn(
     model: String,
     factory: BackendFactory,
@@ -69,11 +76,25 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name("gpushare-batcher".to_owned())
         .spawn(move || {
-            let mut backend = match load(&model, factory) {
-                Ok(backend) => backend,
+            let (mut backend, assembler) = match load(&model, factory) {
+                Ok(loaded) => loaded,
                 Err(err) => {
                     // The receiver is gone only if the server already stopped; nothing to tell.
                     let _ = on_ready.send(Err(err));
+                    return;
+                }
+            };
+            let (assembled_tx, assembled) = sync_channel(0);
+            let assembler_metrics = Arc::clone(&metrics);
+            let assembler_thread = std::thread::Builder::new()
+                .name("gpushare-assembler".to_owned())
+                .spawn(move || {
+                    assemble_batches(assembler, policy, &queue, &assembler_metrics, &assembled_tx)
+                });
+            let assembler_thread = match assembler_thread {
+                Ok(thread) => thread,
+                Err(err) => {
+                    let _ = on_ready.send(Err(ServeError::SpawnBatcher(err)));
                     return;
                 }
             };
@@ -82,16 +103,21 @@ pub(crate) fn spawn(
                 spec: backend.input_spec(),
                 index_limit: backend.index_limit(),
             };
-            let spec = ready_model.spec.clone();
             // `ready` is set only here, once, so it cannot already hold a value.
             let _ = ready.set(ready_model.clone());
             let _ = on_ready.send(Ok(ready_model));
-            serve_batches(backend.as_mut(), &spec, policy, &queue, &metrics);
+            run_batches(backend.as_mut(), &assembled, &metrics);
+            // The assembler ends once the queue is closed and drained, which is also what
+            // ended `run_batches`; it catches its own panics, so joining cannot fail.
+            let _ = assembler_thread.join();
         })
         .map_err(ServeError::SpawnBatcher)
 }
 
-fn load(model: &str, factory: BackendFactory) -> Result<Box<dyn InferenceBackend>, ServeError> {
+/// A warmed-up backend and its host half.
+type Loaded = (Box<dyn InferenceBackend>, Box<dyn BatchAssembler>);
+
+fn load(model: &str, factory: BackendFactory) -> Result<Loaded, ServeError> {
     let mut backend = factory().map_err(|source| ServeError::LoadModel {
         model: model.to_owned(),
         source,
@@ -100,19 +126,84 @@ fn load(model: &str, factory: BackendFactory) -> Result<Box<dyn InferenceBackend
         model: model.to_owned(),
         source,
     })?;
-    Ok(backend)
+    let assembler = backend
+        .assembler()
+        .map_err(|source| ServeError::LoadModel {
+            model: model.to_owned(),
+            source,
+        })?;
+    Ok((backend, assembler))
 }
 
-fn serve_batches(
-    backend: &mut dyn InferenceBackend,
-    spec: &InputSpec,
+/// Jobs of one batch and the batch their inputs became.
+pub(crate) struct Assembled {
+    jobs: Vec<Job>,
+    batch: AssembledBatch,
+}
+
+/// The assembler thread's loop: form a batch, assemble it, hand it to the model thread
+/// (waiting there until the model thread takes it). Ends when the queue is closed and
+/// drained, or when the model thread is gone.
+pub(crate) fn assemble_batches(
+    mut assembler: Box<dyn BatchAssembler>,
     policy: BatchPolicy,
     queue: &Receiver<Job>,
     metrics: &Metrics,
+    assembled: &SyncSender<Assembled>,
 ) {
     while let Some(jobs) = next_batch(queue, policy) {
         metrics.queue_pop(jobs.len());
-        run_batch(backend, spec, jobs, metrics);
+        if let Some(batch) = assemble(assembler.as_mut(), jobs, metrics) {
+            if assembled.send(batch).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Assembles one batch of the jobs whose clients are still there; answers them 500 itself
+/// when assembly fails. `None` when nothing is left to run.
+fn assemble(
+    assembler: &mut dyn BatchAssembler,
+    jobs: Vec<Job>,
+    metrics: &Metrics,
+) -> Option<Assembled> {
+    // A client that hung up no longer needs host or GPU time.
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .filter(|job| !job.reply.is_closed())
+        .collect();
+    if jobs.is_empty() {
+        return None;
+    }
+    let started = Instant::now();
+    let items: Vec<&Tensor> = jobs.iter().map(|job| &job.input).collect();
+    let result = catch_unwind(AssertUnwindSafe(|| assembler.assemble(&items)));
+    metrics.observe_assembly(started.elapsed());
+    let failure = match result {
+        Ok(Ok(batch)) if batch.n_items == jobs.len() => return Some(Assembled { jobs, batch }),
+        Ok(Ok(batch)) => format!(
+            "assembling a batch of {}: the assembler made {} items",
+            jobs.len(),
+            batch.n_items
+        ),
+        Ok(Err(err)) => err.chain_message(),
+        Err(panic) => format!(
+            "assembling a batch: the assembler panicked: {}",
+            panic_message(panic.as_ref())
+        ),
+    };
+    answer_failure(jobs, &failure);
+    None
+}
+
+fn run_batches(
+    backend: &mut dyn InferenceBackend,
+    assembled: &Receiver<Assembled>,
+    metrics: &Metrics,
+) {
+    while let Ok(Assembled { jobs, batch }) = assembled.recv() {
+        run_batch(backend, jobs, batch, metrics);
     }
 }
 
@@ -146,36 +237,18 @@ pub(crate) fn next_batch(queue: &Receiver<Job>, policy: BatchPolicy) -> Option<V
 
 fn run_batch(
     backend: &mut dyn InferenceBackend,
-    spec: &InputSpec,
     jobs: Vec<Job>,
+    batch: AssembledBatch,
     metrics: &Metrics,
 ) {
-    // A client that hung up no longer needs GPU time.
-    let jobs: Vec<Job> = jobs
-        .into_iter()
-        .filter(|job| !job.reply.is_closed())
-        .collect();
-    if jobs.is_empty() {
-        return;
-    }
     let n_items = jobs.len();
-    let mut data = TensorData::with_capacity(spec.dtype, n_items * spec.item_len());
-    for job in &jobs {
-        // Handlers checked every input against `spec`, so the dtypes always match.
-        data.extend_from(&job.input.data);
-    }
-    let batch = Batch {
-        n_items,
-        item_shape: spec.shape.clone(),
-        data,
-    };
     let started = Instant::now();
-    let result = catch_unwind(AssertUnwindSafe(|| backend.infer(batch)));
+    let result = catch_unwind(AssertUnwindSafe(|| backend.run(batch)));
     metrics.observe_batch(n_items, started.elapsed());
     let failure = match result {
         Ok(Ok(outputs)) if outputs.len() == n_items => {
             for (job, output) in jobs.into_iter().zip(outputs) {
-                // A receiver dropped since the check above just means the client left.
+                // A receiver dropped since assembly just means the client left.
                 let _ = job.reply.send(Ok(Reply {
                     output,
                     batch_size: n_items,
@@ -195,9 +268,13 @@ fn run_batch(
             panic_message(panic.as_ref())
         ),
     };
+    answer_failure(jobs, &failure);
+}
+
+fn answer_failure(jobs: Vec<Job>, failure: &str) {
     for job in jobs {
         let _ = job.reply.send(Err(RequestError::Backend {
-            message: failure.clone(),
+            message: failure.to_owned(),
         }));
     }
 }
@@ -214,8 +291,10 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::backend::{Batch, Concatenate};
+    use super::super::error::BackendError;
+    use super::super::tensor::{Dtype, TensorData};
     use super::*;
-    use std::sync::mpsc::sync_channel;
 
     fn job() -> (Job, oneshot::Receiver<Result<Reply, RequestError>>) {
         let (reply, rx) = oneshot::channel();
@@ -272,23 +351,31 @@ mod tests {
         fn input_shape(&self) -> &[i64] {
             &[1]
         }
-        fn dtype(&self) -> super::super::tensor::Dtype {
-            super::super::tensor::Dtype::F32
+        fn dtype(&self) -> Dtype {
+            Dtype::F32
         }
-        fn warm_up(&mut self) -> Result<(), super::super::error::BackendError> {
+        fn warm_up(&mut self) -> Result<(), BackendError> {
             Ok(())
         }
-        fn infer(&mut self, _: Batch) -> Result<Vec<Tensor>, super::super::error::BackendError> {
+        fn infer(&mut self, _: Batch) -> Result<Vec<Tensor>, BackendError> {
             panic!("boom")
         }
+    }
+
+    fn assembled(items: &[&Tensor]) -> AssembledBatch {
+        Concatenate {
+            item_shape: vec![1],
+        }
+        .assemble(items)
+        .unwrap()
     }
 
     #[test]
     fn a_panicking_backend_answers_500_and_the_thread_survives() {
         let mut backend = PanickingBackend;
-        let spec = backend.input_spec();
         let (job, mut reply) = job();
-        run_batch(&mut backend, &spec, vec![job], &Metrics::new(1));
+        let batch = assembled(&[&job.input]);
+        run_batch(&mut backend, vec![job], batch, &Metrics::new(1));
         let err = reply.try_recv().unwrap().err().unwrap();
         assert_eq!(
             err,
@@ -296,5 +383,217 @@ mod tests {
                 message: "backend test.panic panicked: boom".to_owned()
             }
         );
+    }
+
+    /// Answers each item with its own elements, records the first element of every batch
+    /// it runs, and takes `delay` per batch.
+    struct EchoBackend {
+        delay: Duration,
+        seen: Arc<std::sync::Mutex<Vec<Vec<f32>>>>,
+    }
+
+    impl InferenceBackend for EchoBackend {
+        fn name(&self) -> &str {
+            "test.echo"
+        }
+        fn input_shape(&self) -> &[i64] {
+            &[1]
+        }
+        fn dtype(&self) -> Dtype {
+            Dtype::F32
+        }
+        fn warm_up(&mut self) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn infer(&mut self, batch: Batch) -> Result<Vec<Tensor>, BackendError> {
+            std::thread::sleep(self.delay);
+            let TensorData::F32(values) = batch.data else {
+                return Err(BackendError::msg("not f32"));
+            };
+            self.seen.lock().unwrap().push(values.clone());
+            Ok(values
+                .into_iter()
+                .map(|value| Tensor::vector_f32(vec![value]))
+                .collect())
+        }
+    }
+
+    struct Running {
+        queue: std::sync::mpsc::SyncSender<Job>,
+        thread: std::thread::JoinHandle<()>,
+        metrics: Arc<Metrics>,
+        seen: Arc<std::sync::Mutex<Vec<Vec<f32>>>>,
+    }
+
+    fn start_echo(delay: Duration, policy: BatchPolicy) -> Running {
+        let (queue, jobs) = sync_channel(4096);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let backend_seen = Arc::clone(&seen);
+        let factory: BackendFactory = Box::new(move || {
+            Ok(Box::new(EchoBackend {
+                delay,
+                seen: backend_seen,
+            }) as Box<dyn InferenceBackend>)
+        });
+        let metrics = Arc::new(Metrics::new(policy.max_batch_size));
+        let (on_ready, ready_rx) = oneshot::channel();
+        let thread = spawn(
+            "test.echo".to_owned(),
+            factory,
+            policy,
+            jobs,
+            Arc::clone(&metrics),
+            Arc::new(OnceLock::new()),
+            on_ready,
+        )
+        .unwrap();
+        ready_rx.blocking_recv().unwrap().unwrap();
+        Running {
+            queue,
+            thread,
+            metrics,
+            seen,
+        }
+    }
+
+    fn job_of(value: f32) -> (Job, oneshot::Receiver<Result<Reply, RequestError>>) {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            input: Tensor::vector_f32(vec![value]),
+            enqueued_at: Instant::now(),
+            reply,
+        };
+        (job, rx)
+    }
+
+    #[test]
+    fn the_pipeline_answers_every_request_with_its_own_output_under_concurrency() {
+        let running = start_echo(
+            Duration::from_millis(2),
+            BatchPolicy {
+                max_batch_size: 8,
+                max_queue_delay: Duration::from_millis(1),
+            },
+        );
+        let senders: Vec<_> = (0..8)
+            .map(|thread| {
+                let queue = running.queue.clone();
+                std::thread::spawn(move || {
+                    let replies: Vec<_> = (0..100)
+                        .map(|i| {
+                            let value = (thread * 1000 + i) as f32;
+                            let (job, reply) = job_of(value);
+                            queue.send(job).unwrap();
+                            (value, reply)
+                        })
+                        .collect();
+                    for (value, reply) in replies {
+                        let reply = reply.blocking_recv().unwrap().unwrap();
+                        assert_eq!(reply.output, Tensor::vector_f32(vec![value]));
+                        assert!((1..=8).contains(&reply.batch_size));
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        let Running {
+            queue,
+            thread,
+            metrics,
+            seen,
+        } = running;
+        drop(queue);
+        thread.join().unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.iter().map(Vec::len).sum::<usize>(), 800);
+        // Each sender's requests ran in the order it queued them: batches keep queue order.
+        for thread in 0..8 {
+            let mine: Vec<f32> = seen
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|value| (*value as usize) / 1000 == thread)
+                .collect();
+            assert!(mine.windows(2).all(|pair| pair[0] < pair[1]), "{mine:?}");
+        }
+        let text = metrics.encode().unwrap();
+        let batches = seen.len();
+        for line in [
+            format!("gpushare_serve_batch_assembly_seconds_count {batches}"),
+            format!("gpushare_serve_batch_duration_seconds_count {batches}"),
+        ] {
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_next_batch_is_assembled_while_the_current_one_runs() {
+        // 5 full batches of 4 at 100 ms each: the assembler takes batch k+1 off the queue
+        // while batch k runs, so the queue is empty long before the last batch finishes,
+        // and the batches are full and in order.
+        let running = start_echo(
+            Duration::from_millis(100),
+            BatchPolicy {
+                max_batch_size: 4,
+                max_queue_delay: Duration::from_millis(50),
+            },
+        );
+        let replies: Vec<_> = (0..20)
+            .map(|i| {
+                let (job, reply) = job_of(i as f32);
+                running.queue.send(job).unwrap();
+                reply
+            })
+            .collect();
+        for reply in replies {
+            assert_eq!(reply.blocking_recv().unwrap().unwrap().batch_size, 4);
+        }
+        drop(running.queue);
+        running.thread.join().unwrap();
+        let seen = running.seen.lock().unwrap();
+        let expected: Vec<Vec<f32>> = (0..5)
+            .map(|batch| (0..4).map(|i| (batch * 4 + i) as f32).collect())
+            .collect();
+        assert_eq!(*seen, expected);
+    }
+
+    struct FailingAssembler;
+
+    impl BatchAssembler for FailingAssembler {
+        fn assemble(&mut self, items: &[&Tensor]) -> Result<AssembledBatch, BackendError> {
+            if items.len() > 1 {
+                panic!("too many");
+            }
+            Err(BackendError::msg("assembling a batch: no buffer"))
+        }
+    }
+
+    #[test]
+    fn a_failing_or_panicking_assembler_answers_500_for_its_batch_only() {
+        let metrics = Metrics::new(2);
+        let (one, mut reply) = job();
+        assert!(assemble(&mut FailingAssembler, vec![one], &metrics).is_none());
+        assert_eq!(
+            reply.try_recv().unwrap().err().unwrap(),
+            RequestError::Backend {
+                message: "assembling a batch: no buffer".to_owned()
+            }
+        );
+        let ((a, mut reply_a), (b, mut reply_b)) = (job(), job());
+        assert!(assemble(&mut FailingAssembler, vec![a, b], &metrics).is_none());
+        for reply in [&mut reply_a, &mut reply_b] {
+            assert_eq!(
+                reply.try_recv().unwrap().err().unwrap(),
+                RequestError::Backend {
+                    message: "assembling a batch: the assembler panicked: too many".to_owned()
+                }
+            );
+        }
+        // A batch whose clients all left is not assembled at all.
+        let (gone, reply) = job();
+        drop(reply);
+        assert!(assemble(&mut FailingAssembler, vec![gone], &metrics).is_none());
     }
 }

@@ -10,8 +10,10 @@
 //! ```json
 //! {"inputs": {"shape": [3, 224, 224], "dtype": "f32", "data": [0.1, 0.2, ...]}}
 //! ```
-//! `dtype` is `"f32"` or `"i64"`; `data` is row-major; for `i64` every element must be an
-//! integer. The shape is one item (`[3, 224, 224]`) or one item with a leading batch
+//! `dtype` is `"f32"`, `"i64"` or `"u8"`; `data` is row-major; for `i64` every element
+//! must be an integer, for `u8` an integer in 0..=255. Image models take `u8` images too:
+//! raw pixels, which the model converts and normalizes on its device (a quarter of an f32
+//! image's bytes). The shape is one item (`[3, 224, 224]`) or one item with a leading batch
 //! dimension of 1 (`[1, 3, 224, 224]`).
 //!
 //! # Binary (`Content-Type: application/octet-stream`)
@@ -21,7 +23,7 @@
 //! | --- | --- | --- |
 //! | 0 | 4 | magic `GSTN` |
 //! | 4 | 1 | format version, 1 |
-//! | 5 | 1 | dtype code: 1 = f32, 2 = i64 |
+//! | 5 | 1 | dtype code: 1 = f32, 2 = i64, 3 = u8 |
 //! | 6 | 1 | rank r, at most 8 |
 //! | 7 | 1 | reserved, 0 |
 //! | 8 | 8·r | dimensions, i64 each |
@@ -109,17 +111,17 @@ pub fn decode_request(
     spec: &InputSpec,
 ) -> Result<Tensor, RequestError> {
     let tensor = match format {
-        BodyFormat::Json => decode_json(body, spec.dtype)?,
-        BodyFormat::Binary => decode_binary(body, spec.dtype)?,
+        BodyFormat::Json => decode_json_for(body, &spec.dtype_names())?,
+        BodyFormat::Binary => decode_binary_for(body, &spec.dtype_names())?,
     };
     check_against_spec(tensor, spec)
 }
 
 /// Rejects a well-formed tensor that is not one item of `spec` (422).
 pub fn check_against_spec(tensor: Tensor, spec: &InputSpec) -> Result<Tensor, RequestError> {
-    if tensor.dtype != spec.dtype {
+    if !spec.accepts_dtype(tensor.dtype) {
         return Err(RequestError::WrongDtype {
-            expected: spec.dtype,
+            expected: spec.dtype_names(),
             got: tensor.dtype.name().to_owned(),
         });
     }
@@ -166,11 +168,15 @@ struct TensorJson {
 
 /// Decodes a JSON body. `expected` only fills the message of an unknown dtype name (422).
 pub fn decode_json(body: &[u8], expected: Dtype) -> Result<Tensor, RequestError> {
+    decode_json_for(body, expected.name())
+}
+
+fn decode_json_for(body: &[u8], expected: &str) -> Result<Tensor, RequestError> {
     let request: InferRequestJson = serde_json::from_slice(body)
         .map_err(|err| RequestError::malformed(format!("invalid JSON: {err}")))?;
     let TensorJson { shape, dtype, data } = request.inputs;
-    let dtype = Dtype::from_name(&dtype).ok_or(RequestError::WrongDtype {
-        expected,
+    let dtype = Dtype::from_name(&dtype).ok_or_else(|| RequestError::WrongDtype {
+        expected: expected.to_owned(),
         got: format!("{dtype:?}"),
     })?;
     check_rank(&shape)?;
@@ -199,6 +205,21 @@ pub fn decode_json(body: &[u8], expected: Dtype) -> Result<Tensor, RequestError>
                             "data[{idx}] = {number} is not an i64 integer"
                         ))
                     })
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Dtype::U8 => TensorData::U8(
+            data.iter()
+                .enumerate()
+                .map(|(idx, number)| {
+                    number
+                        .as_u64()
+                        .and_then(|value| u8::try_from(value).ok())
+                        .ok_or_else(|| {
+                            RequestError::malformed(format!(
+                                "data[{idx}] = {number} is not a u8 integer (0..=255)"
+                            ))
+                        })
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -231,6 +252,10 @@ fn check_rank(shape: &[i64]) -> Result<(), RequestError> {
 /// Decodes a binary body (format in the module docs). `expected` only fills the message
 /// of an unknown dtype code (422).
 pub fn decode_binary(body: &[u8], expected: Dtype) -> Result<Tensor, RequestError> {
+    decode_binary_for(body, expected.name())
+}
+
+fn decode_binary_for(body: &[u8], expected: &str) -> Result<Tensor, RequestError> {
     let header = body.get(..BINARY_HEADER_BYTES).ok_or_else(|| {
         RequestError::malformed(format!(
             "binary body is {} bytes, shorter than its {BINARY_HEADER_BYTES}-byte header",
@@ -249,8 +274,8 @@ pub fn decode_binary(body: &[u8], expected: Dtype) -> Result<Tensor, RequestErro
             header[4]
         )));
     }
-    let dtype = Dtype::from_code(header[5]).ok_or(RequestError::WrongDtype {
-        expected,
+    let dtype = Dtype::from_code(header[5]).ok_or_else(|| RequestError::WrongDtype {
+        expected: expected.to_owned(),
         got: format!("code {}", header[5]),
     })?;
     let rank = usize::from(header[6]);
@@ -298,6 +323,7 @@ pub fn decode_binary(body: &[u8], expected: Dtype) -> Result<Tensor, RequestErro
                 .map(|chunk| i64::from_le_bytes(le_array(chunk)))
                 .collect(),
         ),
+        Dtype::U8 => TensorData::U8(payload.to_vec()),
     };
     Ok(Tensor { shape, dtype, data })
 }
@@ -335,6 +361,7 @@ pub fn encode_binary(tensor: &Tensor) -> Vec<u8> {
         TensorData::I64(values) => values
             .iter()
             .for_each(|value| body.extend_from_slice(&value.to_le_bytes())),
+        TensorData::U8(values) => body.extend_from_slice(values),
     }
     body
 }
@@ -354,6 +381,7 @@ mod tests {
         InputSpec {
             shape: vec![2, 3],
             dtype: Dtype::F32,
+            u8_images: false,
         }
     }
 
@@ -375,6 +403,7 @@ mod tests {
         let spec = InputSpec {
             shape: vec![4],
             dtype: Dtype::I64,
+            u8_images: false,
         };
         let tensor = Tensor::new(vec![4], TensorData::I64(vec![1, -2, i64::MAX, 0])).unwrap();
         let decoded = decode_request(BodyFormat::Binary, &encode_binary(&tensor), &spec).unwrap();
@@ -417,6 +446,7 @@ mod tests {
         let spec = InputSpec {
             shape: vec![2],
             dtype: Dtype::I64,
+            u8_images: false,
         };
         let body = br#"{"inputs": {"shape": [2], "dtype": "i64", "data": [1, 1.5]}}"#;
         let err = decode_request(BodyFormat::Json, body, &spec).unwrap_err();
@@ -453,6 +483,102 @@ mod tests {
         let other_shape =
             encode_binary(&Tensor::new(vec![3, 2], TensorData::F32(vec![0.0; 6])).unwrap());
         assert_eq!(status(bad(&other_shape)), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    fn image_spec() -> InputSpec {
+        InputSpec {
+            u8_images: true,
+            ..spec()
+        }
+    }
+
+    #[test]
+    fn u8_images_round_trip_in_both_formats_where_the_model_takes_them() {
+        let tensor =
+            Tensor::new(vec![2, 3], TensorData::U8(vec![0, 1, 127, 128, 254, 255])).unwrap();
+        let binary = encode_binary(&tensor);
+        // Header, 2 dimensions, then one byte per element.
+        assert_eq!(binary.len(), 8 + 16 + 6);
+        assert_eq!(binary[5], 3);
+        let decoded = decode_request(BodyFormat::Binary, &binary, &image_spec()).unwrap();
+        assert_eq!(decoded, tensor);
+        let decoded = decode_request(
+            BodyFormat::Json,
+            &encode_json_request(&tensor),
+            &image_spec(),
+        )
+        .unwrap();
+        assert_eq!(decoded, tensor);
+        // f32 is still taken by an image model, u8 only by one.
+        let floats = Tensor::new(vec![2, 3], TensorData::F32(vec![0.5; 6])).unwrap();
+        assert!(decode_request(BodyFormat::Binary, &encode_binary(&floats), &image_spec()).is_ok());
+        let err = decode_request(BodyFormat::Binary, &binary, &spec()).unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err.to_string(), "wrong dtype: expected f32, got u8");
+    }
+
+    #[test]
+    fn malformed_u8_bodies_have_their_status_and_message() {
+        let json = |data: &str| {
+            let body =
+                format!(r#"{{"inputs": {{"shape": [2, 3], "dtype": "u8", "data": [{data}]}}}}"#);
+            decode_request(BodyFormat::Json, body.as_bytes(), &image_spec()).unwrap_err()
+        };
+        for (data, message) in [
+            (
+                "0, 1, 2, 3, 4, 256",
+                "data[5] = 256 is not a u8 integer (0..=255)",
+            ),
+            (
+                "0, 1, 2, -1, 4, 5",
+                "data[3] = -1 is not a u8 integer (0..=255)",
+            ),
+            (
+                "0, 1.5, 2, 3, 4, 5",
+                "data[1] = 1.5 is not a u8 integer (0..=255)",
+            ),
+            ("0, 1, 2", "shape [2, 3] needs 6 elements but data has 3"),
+        ] {
+            let err = json(data);
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{err}");
+            assert_eq!(
+                err.to_string(),
+                format!("malformed request body: {message}")
+            );
+        }
+        let good = encode_binary(&Tensor::new(vec![2, 3], TensorData::U8(vec![7; 6])).unwrap());
+        let err =
+            decode_request(BodyFormat::Binary, &good[..good.len() - 1], &image_spec()).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            err.to_string(),
+            "malformed request body: shape [2, 3] of u8 needs 6 data bytes but the body has 5"
+        );
+        let mut long = good.clone();
+        long.push(0);
+        let err = decode_request(BodyFormat::Binary, &long, &image_spec()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed request body: shape [2, 3] of u8 needs 6 data bytes but the body has 7"
+        );
+        let mut unknown = good.clone();
+        unknown[5] = 4;
+        let err = decode_request(BodyFormat::Binary, &unknown, &image_spec()).unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            err.to_string(),
+            "wrong dtype: expected f32 or u8, got code 4"
+        );
+        let ids = encode_binary(&Tensor::new(vec![2, 3], TensorData::I64(vec![1; 6])).unwrap());
+        let err = decode_request(BodyFormat::Binary, &ids, &image_spec()).unwrap_err();
+        assert_eq!(err.to_string(), "wrong dtype: expected f32 or u8, got i64");
+        let other_shape =
+            encode_binary(&Tensor::new(vec![3, 2], TensorData::U8(vec![0; 6])).unwrap());
+        let err = decode_request(BodyFormat::Binary, &other_shape, &image_spec()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "wrong shape: expected [2, 3] (or [1, 2, 3]), got [3, 2]"
+        );
     }
 
     #[test]

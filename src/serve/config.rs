@@ -21,7 +21,8 @@ pub enum ServeModel {
     #[value(name = "test.delay")]
     TestDelay,
     /// torchvision's ResNet-50 (tch, `torch` feature): one f32 image `[3, 224, 224]` in
-    /// (`[3, 32, 32]` with `--tiny`), its class logits out.
+    /// (`[3, 32, 32]` with `--tiny`), or u8 raw pixels of that shape, normalized on the
+    /// device with ImageNet's mean and standard deviation; its class logits out.
     #[value(name = "resnet50")]
     Resnet50,
     /// BERT-base with a 2-label classification head (tch, `torch` feature): i64 token ids

@@ -78,6 +78,10 @@ impl InferenceBackend for DelayBackend {
                 .chunks(item_len)
                 .map(|item| item.iter().map(|&v| v as f64).sum::<f64>() as f32)
                 .collect(),
+            TensorData::U8(values) => values
+                .chunks(item_len)
+                .map(|item| item.iter().map(|&v| f64::from(v)).sum::<f64>() as f32)
+                .collect(),
         };
         if sums.len() != batch.n_items {
             return Err(BackendError::msg(format!(

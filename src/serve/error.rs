@@ -11,8 +11,6 @@ use std::path::PathBuf;
 
 use axum::http::StatusCode;
 
-use super::tensor::Dtype;
-
 /// The server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -122,7 +120,7 @@ pub enum RequestError {
     UnsupportedMediaType { got: String },
     /// 422: a well-formed tensor of the wrong element type.
     #[error("wrong dtype: expected {expected}, got {got}")]
-    WrongDtype { expected: Dtype, got: String },
+    WrongDtype { expected: String, got: String },
     /// 422: a well-formed tensor of the wrong shape.
     #[error("wrong shape: expected {expected:?} (or {expected_batched:?}), got {got:?}")]
     WrongShape {

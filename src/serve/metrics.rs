@@ -5,7 +5,11 @@
 //! - `requests_total{code}`: `POST /v1/infer` requests answered, by HTTP status code;
 //! - `request_duration_seconds`: histogram of time from request arrival to response;
 //! - `batch_size`: histogram of items per batch run by the backend;
-//! - `batch_duration_seconds`: histogram of backend time per batch;
+//! - `batch_duration_seconds`: histogram of backend time per batch (the model thread:
+//!   copy to the device, forward pass, results back);
+//! - `batch_assembly_seconds`: histogram of host time to assemble a batch (the assembler
+//!   thread: gathering the requests' inputs into staging memory), which overlaps the
+//!   previous batch's backend time;
 //! - `queue_depth`: gauge of requests waiting for the batcher.
 //!
 //! Owns counting only; must not block (every update is a few atomic operations).
@@ -34,6 +38,7 @@ pub struct Metrics {
     request_duration: Histogram,
     batch_size: Histogram,
     batch_duration: Histogram,
+    batch_assembly: Histogram,
     queue_depth: Gauge,
 }
 
@@ -66,6 +71,12 @@ impl Metrics {
             "Backend time per batch",
             batch_duration.clone(),
         );
+        let batch_assembly = Histogram::new(exponential_buckets(0.000_01, 2.0, 20));
+        registry.register(
+            "batch_assembly_seconds",
+            "Host time to assemble a batch (gathering its inputs), overlapping the previous batch's backend time",
+            batch_assembly.clone(),
+        );
         let queue_depth = Gauge::default();
         registry.register(
             "queue_depth",
@@ -78,6 +89,7 @@ impl Metrics {
             request_duration,
             batch_size,
             batch_duration,
+            batch_assembly,
             queue_depth,
         }
     }
@@ -92,6 +104,11 @@ impl Metrics {
     pub fn observe_batch(&self, n_items: usize, elapsed: Duration) {
         self.batch_size.observe(n_items as f64);
         self.batch_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one batch assembled on the host.
+    pub fn observe_assembly(&self, elapsed: Duration) {
+        self.batch_assembly.observe(elapsed.as_secs_f64());
     }
 
     /// A request entered the queue.
@@ -139,6 +156,7 @@ mod tests {
         metrics.observe_request(200, Duration::from_millis(3));
         metrics.observe_request(503, Duration::from_millis(1));
         metrics.observe_batch(3, Duration::from_millis(2));
+        metrics.observe_assembly(Duration::from_micros(300));
         metrics.queue_push();
         let text = metrics.encode().unwrap();
         for line in [
@@ -149,6 +167,8 @@ mod tests {
             "gpushare_serve_batch_size_sum 3.0",
             "gpushare_serve_queue_depth 1",
             "gpushare_serve_request_duration_seconds_count 2",
+            "gpushare_serve_batch_assembly_seconds_count 1",
+            "gpushare_serve_batch_assembly_seconds_sum 0.0003",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

@@ -2,8 +2,9 @@
 //!
 //! An HTTP server (axum on tokio) that answers `POST /v1/infer` with a model's output,
 //! batching concurrent requests dynamically. Requests flow:
-//! handler (decode, check, 400/413/415/422) -> bounded queue (503 when full) -> batcher
-//! thread (batch up to `max_batch_size` or `max_queue_delay`, run the backend) -> reply.
+//! handler (decode, check, 400/413/415/422) -> bounded queue (503 when full) -> assembler
+//! thread (batch up to `max_batch_size` or `max_queue_delay`, gather the inputs) -> model
+//! thread (run the backend on batch k while batch k+1 is gathered) -> reply.
 //! `GET /healthz` is liveness, `GET /readyz` is 200 only once the model is loaded and
 //! warmed up, `GET /metrics` is Prometheus text.
 //!
@@ -24,7 +25,10 @@ mod tensor;
 #[cfg(feature = "torch")]
 mod torch;
 
-pub use backend::{BackendFactory, Batch, InferenceBackend};
+pub use backend::{
+    AssembledBatch, AssembledInput, BackendFactory, Batch, BatchAssembler, Concatenate,
+    InferenceBackend,
+};
 pub(crate) use batcher::ReadyModel;
 pub use config::{backend_factory, ServeArgs, ServeConfig, ServeModel, ServePrecision};
 pub use connections::ConnectionLimits;

@@ -1,7 +1,8 @@
 //! Tensors as the server sees them: a shape, an element type and a flat row-major buffer.
 //!
-//! Owns the element types a backend may ask for (`f32` for images, `i64` for token ids) and
-//! the shape arithmetic shared by the decoders and the batcher. Must not know about HTTP.
+//! Owns the element types a backend may ask for (`f32` for images, `i64` for token ids,
+//! `u8` for raw image pixels that the model normalizes itself) and the shape arithmetic
+//! shared by the decoders and the batcher. Must not know about HTTP.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,9 @@ pub enum Dtype {
     F32,
     /// 64-bit signed integer (token ids).
     I64,
+    /// 8-bit unsigned integer: raw image pixels 0..=255, a quarter of an f32 image's bytes,
+    /// which an image model converts and normalizes on its device.
+    U8,
 }
 
 impl Dtype {
@@ -21,6 +25,7 @@ impl Dtype {
         match self {
             Self::F32 => "f32",
             Self::I64 => "i64",
+            Self::U8 => "u8",
         }
     }
 
@@ -29,6 +34,7 @@ impl Dtype {
         match name {
             "f32" => Some(Self::F32),
             "i64" => Some(Self::I64),
+            "u8" => Some(Self::U8),
             _ => None,
         }
     }
@@ -38,6 +44,7 @@ impl Dtype {
         match self {
             Self::F32 => 1,
             Self::I64 => 2,
+            Self::U8 => 3,
         }
     }
 
@@ -46,6 +53,7 @@ impl Dtype {
         match code {
             1 => Some(Self::F32),
             2 => Some(Self::I64),
+            3 => Some(Self::U8),
             _ => None,
         }
     }
@@ -55,6 +63,7 @@ impl Dtype {
         match self {
             Self::F32 => 4,
             Self::I64 => 8,
+            Self::U8 => 1,
         }
     }
 }
@@ -71,6 +80,7 @@ impl std::fmt::Display for Dtype {
 pub enum TensorData {
     F32(Vec<f32>),
     I64(Vec<i64>),
+    U8(Vec<u8>),
 }
 
 impl TensorData {
@@ -79,6 +89,7 @@ impl TensorData {
         match dtype {
             Dtype::F32 => Self::F32(Vec::with_capacity(capacity)),
             Dtype::I64 => Self::I64(Vec::with_capacity(capacity)),
+            Dtype::U8 => Self::U8(Vec::with_capacity(capacity)),
         }
     }
 
@@ -86,6 +97,7 @@ impl TensorData {
         match self {
             Self::F32(_) => Dtype::F32,
             Self::I64(_) => Dtype::I64,
+            Self::U8(_) => Dtype::U8,
         }
     }
 
@@ -94,6 +106,7 @@ impl TensorData {
         match self {
             Self::F32(values) => values.len(),
             Self::I64(values) => values.len(),
+            Self::U8(values) => values.len(),
         }
     }
 
@@ -106,6 +119,7 @@ impl TensorData {
         match (self, other) {
             (Self::F32(values), Self::F32(more)) => values.extend_from_slice(more),
             (Self::I64(values), Self::I64(more)) => values.extend_from_slice(more),
+            (Self::U8(values), Self::U8(more)) => values.extend_from_slice(more),
             _ => return false,
         }
         true
@@ -158,9 +172,26 @@ pub struct InputSpec {
     /// Per-item shape, e.g. `[3, 224, 224]`.
     pub shape: Vec<i64>,
     pub dtype: Dtype,
+    /// Whether `u8` items (raw pixels 0..=255) are taken too, besides `dtype`: an image
+    /// model converts them and normalizes them itself.
+    pub u8_images: bool,
 }
 
 impl InputSpec {
+    /// Whether an item of `dtype` is taken.
+    pub fn accepts_dtype(&self, dtype: Dtype) -> bool {
+        dtype == self.dtype || (self.u8_images && dtype == Dtype::U8)
+    }
+
+    /// The dtypes taken, for messages: `f32` or `f32 or u8`.
+    pub fn dtype_names(&self) -> String {
+        if self.u8_images && self.dtype != Dtype::U8 {
+            format!("{} or {}", self.dtype, Dtype::U8)
+        } else {
+            self.dtype.to_string()
+        }
+    }
+
     /// The per-item shape with a leading batch dimension of 1, which requests may also use.
     pub fn batched_shape(&self) -> Vec<i64> {
         std::iter::once(1)
@@ -202,20 +233,33 @@ mod tests {
         let spec = InputSpec {
             shape: vec![3, 4],
             dtype: Dtype::F32,
+            u8_images: false,
         };
         assert!(spec.accepts_shape(&[3, 4]));
         assert!(spec.accepts_shape(&[1, 3, 4]));
         assert!(!spec.accepts_shape(&[2, 3, 4]));
         assert!(!spec.accepts_shape(&[4, 3]));
+        assert!(spec.accepts_dtype(Dtype::F32));
+        assert!(!spec.accepts_dtype(Dtype::U8));
+        assert_eq!(spec.dtype_names(), "f32");
+        let images = InputSpec {
+            u8_images: true,
+            ..spec
+        };
+        assert!(images.accepts_dtype(Dtype::U8));
+        assert!(!images.accepts_dtype(Dtype::I64));
+        assert_eq!(images.dtype_names(), "f32 or u8");
     }
 
     #[test]
     fn dtype_codes_and_names_round_trip() {
-        for dtype in [Dtype::F32, Dtype::I64] {
+        for dtype in [Dtype::F32, Dtype::I64, Dtype::U8] {
             assert_eq!(Dtype::from_code(dtype.code()), Some(dtype));
             assert_eq!(Dtype::from_name(dtype.name()), Some(dtype));
         }
+        assert_eq!(Dtype::U8.size_bytes(), 1);
         assert_eq!(Dtype::from_code(0), None);
+        assert_eq!(Dtype::from_code(4), None);
         assert_eq!(Dtype::from_name("f16"), None);
     }
 }

@@ -51,6 +51,7 @@ async fn valid_json_and_binary_requests_are_answered() {
     let spec = InputSpec {
         shape: vec![1],
         dtype: Dtype::F32,
+        u8_images: false,
     };
     let output = decode_request(BodyFormat::Binary, &reply.body, &spec).unwrap();
     assert_eq!(output.data, TensorData::F32(vec![6.0]));
@@ -612,6 +613,7 @@ fn spec_f32() -> InputSpec {
     InputSpec {
         shape: vec![2, 3],
         dtype: Dtype::F32,
+        u8_images: false,
     }
 }
 
@@ -629,18 +631,20 @@ fn element_bits(data: &TensorData) -> Vec<u64> {
     match data {
         TensorData::F32(values) => values.iter().map(|v| u64::from(v.to_bits())).collect(),
         TensorData::I64(values) => values.iter().map(|v| *v as u64).collect(),
+        TensorData::U8(values) => values.iter().map(|v| u64::from(*v)).collect(),
     }
 }
 
 /// Any tensor the binary format can carry: rank 0 to 4, small dimensions, every f32 bit
-/// pattern (NaNs and infinities too) or any i64.
+/// pattern (NaNs and infinities too), any i64 or any u8.
 fn arbitrary_tensor() -> impl Strategy<Value = Tensor> {
     prop::collection::vec(0i64..4, 0..=4).prop_flat_map(|shape| {
         let n = shape.iter().product::<i64>() as usize;
         let f32s = prop::collection::vec(any::<u32>().prop_map(f32::from_bits), n)
             .prop_map(TensorData::F32);
         let i64s = prop::collection::vec(any::<i64>(), n).prop_map(TensorData::I64);
-        (Just(shape), prop_oneof![f32s, i64s])
+        let u8s = prop::collection::vec(any::<u8>(), n).prop_map(TensorData::U8);
+        (Just(shape), prop_oneof![f32s, i64s, u8s])
             .prop_map(|(shape, data)| Tensor::new(shape, data).unwrap())
     })
 }
@@ -691,7 +695,7 @@ proptest! {
         prop_assert_eq!(decoded.dtype, tensor.dtype);
         prop_assert_eq!(element_bits(&decoded.data), element_bits(&tensor.data));
         // Through the spec check too: one item of its own shape comes back unchanged.
-        let spec = InputSpec { shape: tensor.shape.clone(), dtype: tensor.dtype };
+        let spec = InputSpec { shape: tensor.shape.clone(), dtype: tensor.dtype, u8_images: false };
         let checked = decode_request(BodyFormat::Binary, &body, &spec).unwrap();
         prop_assert_eq!(element_bits(&checked.data), element_bits(&tensor.data));
     }
@@ -700,7 +704,7 @@ proptest! {
     fn a_json_tensor_round_trips_exactly(
         tensor in arbitrary_tensor().prop_filter("JSON numbers are finite", |t| match &t.data {
             TensorData::F32(values) => values.iter().all(|v| v.is_finite()),
-            TensorData::I64(_) => true,
+            TensorData::I64(_) | TensorData::U8(_) => true,
         }),
     ) {
         let decoded = decode_json(&encode_json_request(&tensor), tensor.dtype).unwrap();
@@ -712,7 +716,7 @@ proptest! {
     #[test]
     fn structured_json_is_accepted_exactly_when_it_fits(
         shape in prop::collection::vec(-2i64..5, 0..4),
-        dtype in prop::sample::select(vec!["f32", "i64", "f16", ""]),
+        dtype in prop::sample::select(vec!["f32", "i64", "u8", "f16", ""]),
         elements in prop::collection::vec(json_element(), 0..12),
     ) {
         let data: Vec<&str> = elements.iter().map(|(text, _)| text.as_str()).collect();
@@ -734,6 +738,37 @@ proptest! {
             Err(err) => {
                 prop_assert!(!fits, "refused {}: {}", body, err);
                 assert_refusal(&err);
+            }
+        }
+    }
+
+    #[test]
+    fn u8_items_are_taken_exactly_by_image_specs(
+        shape in prop::collection::vec(0i64..4, 0..=4),
+        pixel in any::<u8>(),
+        dtype in prop::sample::select(vec![Dtype::F32, Dtype::I64, Dtype::U8]),
+        u8_images in any::<bool>(),
+    ) {
+        let n = shape.iter().product::<i64>() as usize;
+        let pixels = Tensor::new(shape.clone(), TensorData::U8(vec![pixel; n])).unwrap();
+        let spec = InputSpec { shape, dtype, u8_images };
+        for format in [BodyFormat::Binary, BodyFormat::Json] {
+            let body = match format {
+                BodyFormat::Binary => encode_binary(&pixels),
+                BodyFormat::Json => encode_json_request(&pixels),
+            };
+            match decode_request(format, &body, &spec) {
+                Ok(decoded) => {
+                    prop_assert!(spec.accepts_dtype(Dtype::U8));
+                    prop_assert_eq!(&decoded, &pixels);
+                }
+                Err(err) => {
+                    prop_assert!(!(dtype == Dtype::U8 || u8_images), "refused: {}", err);
+                    prop_assert_eq!(
+                        err.to_string(),
+                        format!("wrong dtype: expected {}, got u8", spec.dtype_names())
+                    );
+                }
             }
         }
     }

@@ -178,6 +178,7 @@ async fn resnet50_answers_json_and_binary_batches_after_warm_up() {
     let spec = InputSpec {
         shape: vec![10],
         dtype: Dtype::F32,
+        u8_images: false,
     };
     let output = decode_request(BodyFormat::Binary, &reply.body, &spec).unwrap();
     let TensorData::F32(values) = output.data else {
@@ -194,6 +195,112 @@ async fn resnet50_answers_json_and_binary_batches_after_warm_up() {
         "wrong shape: expected [3, 32, 32] (or [1, 3, 32, 32]), got [3, 16, 16]"
     );
     server.stop().await;
+}
+
+/// Deterministic raw pixels `[3, 32, 32]` differing with `seed`, and the f32 image they
+/// normalize to (ImageNet mean and standard deviation per channel).
+fn pixels(seed: usize) -> (Vec<u8>, Vec<f32>) {
+    let pixels: Vec<u8> = (0..3 * 32 * 32)
+        .map(|i| ((i * 13 + seed * 71) % 256) as u8)
+        .collect();
+    let (mean, std) = ([0.485_f32, 0.456, 0.406], [0.229_f32, 0.224, 0.225]);
+    let floats = pixels
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (f32::from(p) / 255.0 - mean[i / 1024]) / std[i / 1024])
+        .collect();
+    (pixels, floats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resnet50_takes_u8_images_next_to_f32_ones_in_the_same_batches() {
+    let server = TorchServer::start(&[
+        "--model",
+        "resnet50",
+        "--max-batch-size",
+        "8",
+        "--max-queue-delay",
+        "100ms",
+    ])
+    .await;
+    server.wait_ready().await;
+    let addr = server.addr;
+    let binary = |data: TensorData| Tensor::new(vec![3, 32, 32], data).unwrap();
+    let mut alone = Vec::new();
+    for seed in 0..6 {
+        let (_, floats) = pixels(seed);
+        let reply = post_binary(addr, &binary(TensorData::F32(floats))).await;
+        alone.push(decode_logits(&reply));
+    }
+    // u8 and f32 requests at once: batches of one kind and mixed ones, each answer its own.
+    let handles: Vec<_> = (0..12)
+        .map(|i| {
+            let (raw, floats) = pixels(i % 6);
+            let tensor = if i % 2 == 0 {
+                binary(TensorData::U8(raw))
+            } else {
+                binary(TensorData::F32(floats))
+            };
+            tokio::spawn(async move { post_binary(addr, &tensor).await })
+        })
+        .collect();
+    let mut largest_batch = 0;
+    for (i, handle) in handles.into_iter().enumerate() {
+        let reply = handle.await.unwrap();
+        let values = decode_logits(&reply);
+        assert_close(&values, &alone[i % 6]);
+        let batch_size: u64 = reply.headers["x-batch-size"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        largest_batch = largest_batch.max(batch_size);
+    }
+    assert!(
+        largest_batch >= 2,
+        "12 concurrent requests never shared a batch"
+    );
+
+    let reply = post_json(
+        addr,
+        &json_body(&[3, 32, 32], "u8", &vec!["300".to_owned(); 3072]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.error(),
+        "malformed request body: data[0] = 300 is not a u8 integer (0..=255)"
+    );
+    let ids = Tensor::new(vec![3, 32, 32], TensorData::I64(vec![1; 3072])).unwrap();
+    let reply = post_binary(addr, &ids).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.error(), "wrong dtype: expected f32 or u8, got i64");
+    let (raw, _) = pixels(0);
+    let reply = post_json(
+        addr,
+        &json_body(
+            &[3, 32, 32],
+            "u8",
+            &raw.iter().map(u8::to_string).collect::<Vec<_>>(),
+        ),
+    )
+    .await;
+    assert_close(&logits(&reply), &alone[0]);
+    server.stop().await;
+}
+
+fn decode_logits(reply: &crate::support::Reply) -> Vec<f64> {
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let spec = InputSpec {
+        shape: vec![10],
+        dtype: Dtype::F32,
+        u8_images: false,
+    };
+    let output = decode_request(BodyFormat::Binary, &reply.body, &spec).unwrap();
+    let TensorData::F32(values) = output.data else {
+        panic!("f32 logits expected");
+    };
+    values.into_iter().map(f64::from).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -348,6 +348,7 @@ fn request_body(ready: &ReadyModel, seed: u64) -> Option<Vec<u8>> {
             let limit = ready.index_limit.unwrap_or(DEFAULT_INDEX_LIMIT).max(1);
             TensorData::I64((0..n).map(|_| rng.random_range(0..limit)).collect())
         }
+        Dtype::U8 => TensorData::U8((0..n).map(|_| rng.random()).collect()),
     };
     let tensor = Tensor::new(ready.spec.shape.clone(), data)?;
     Some(crate::serve::body::encode_binary(&tensor))
@@ -374,7 +375,11 @@ mod tests {
     fn ready(shape: Vec<i64>, dtype: Dtype, index_limit: Option<i64>) -> ReadyModel {
         ReadyModel {
             model: "m".into(),
-            spec: InputSpec { shape, dtype },
+            spec: InputSpec {
+                shape,
+                dtype,
+                u8_images: false,
+            },
             index_limit,
         }
     }

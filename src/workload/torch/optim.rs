@@ -5,9 +5,8 @@
 
 use tch::{Kind, TchError, Tensor};
 
-use super::error::TorchError;
-use super::shim::{self, AdamWParams, SgdParams};
-use super::spec::OptimizerKind;
+use crate::models::shim::{self, AdamWParams, SgdParams};
+use crate::models::{OptimizerKind, TorchError};
 
 /// SGD as in torchvision's ImageNet recipe, with a smaller learning rate: the data are
 /// random, so only the cost of a step matters, and a smaller rate keeps values finite.

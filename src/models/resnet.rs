@@ -160,7 +160,7 @@ mod tests {
 
     use super::*;
 
-    use crate::workload::torch::layers::count_parameters as n_parameters;
+    use crate::models::layers::count_parameters as n_parameters;
 
     #[test]
     fn resnet50_has_torchvisions_parameter_count_and_names() {

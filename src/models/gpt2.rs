@@ -151,7 +151,7 @@ mod tests {
 
     use super::*;
 
-    use crate::workload::torch::layers::count_parameters as n_parameters;
+    use crate::models::layers::count_parameters as n_parameters;
 
     #[test]
     fn gpt2_small_has_the_reference_parameter_count_with_tied_head() {

@@ -2,22 +2,39 @@
 //! server (`gpushare serve --model resnet50|bert-base`) puts behind its backend seam.
 //!
 //! Owns nothing but the network and its parameters on one device; it builds the same
-//! architectures a [`TorchJob`](super::TorchJob) does (same builders, same seed) and runs
+//! architectures a torch job (`workload::torch::TorchJob`) does (same builders, same seed) and runs
 //! the same forward pass as an infer step (no autograd, evaluation mode, bf16 autocast when
 //! asked). Must not know about HTTP, queues or batching.
 
 use tch::{nn, Device, Kind, Tensor};
 
+use super::build::{autocast_guard, build_on_device, step_error, synchronize_device};
 use super::error::TorchError;
-use super::job::{autocast_guard, build_on_device, step_error, synchronize_device};
 use super::network::{bert_config, gpt2_config, resnet_config, vit_config, Network};
 use super::spec::{JobKind, ModelKind, TorchJobSettings, TorchJobSpec};
+
+/// Per-channel mean (red, green, blue) that image inputs are normalized with, torchvision's
+/// ImageNet statistics.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// Per-channel standard deviation that image inputs are normalized with (torchvision's).
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// The float a raw pixel `value` of `channel` becomes:
+/// `(value / 255 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]`, what the model does on
+/// its device with `u8` images (a channel beyond the third uses the third's statistics).
+pub fn normalize_pixel(value: u8, channel: usize) -> f32 {
+    let channel = channel.min(2);
+    (f32::from(value) / 255.0 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]
+}
 
 /// A network in evaluation mode on one device, fed caller-given inputs.
 #[derive(Debug)]
 pub struct InferenceModel {
     settings: TorchJobSettings,
     network: Network,
+    /// Image models only: [`IMAGENET_MEAN`] and [`IMAGENET_STD`] as `[1, 3, 1, 1]` float
+    /// tensors on the device, for `u8` images.
+    normalization: Option<(Tensor, Tensor)>,
     /// Owns the parameters that `network` holds handles to.
     _var_store: nn::VarStore,
 }
@@ -32,9 +49,21 @@ impl InferenceModel {
         }
         .resolve()?;
         let (var_store, network) = build_on_device(&settings)?;
+        let normalization = if settings.model.takes_images() {
+            let on_device = |values: &[f32; 3]| {
+                Tensor::f_from_slice(values)
+                    .and_then(|t| t.f_view([1, 3, 1, 1]))
+                    .and_then(|t| t.f_to_device(settings.device))
+                    .map_err(step_error(&settings, "making the normalization constants"))
+            };
+            Some((on_device(&IMAGENET_MEAN)?, on_device(&IMAGENET_STD)?))
+        } else {
+            None
+        };
         Ok(Self {
             settings,
             network,
+            normalization,
             _var_store: var_store,
         })
     }
@@ -53,7 +82,8 @@ impl InferenceModel {
         }
     }
 
-    /// Element type of the inputs: float32 images or int64 token ids.
+    /// Element type of the inputs: float32 images (image models take uint8 pixels too, see
+    /// [`InferenceModel::forward`]) or int64 token ids.
     pub fn input_kind(&self) -> Kind {
         if self.settings.model.takes_images() {
             Kind::Float
@@ -100,15 +130,31 @@ impl InferenceModel {
 
     /// Runs the forward pass on `inputs` (`[n, ..item_shape]`, on any device; copied to
     /// the model's) without autograd, in bf16 autocast when the spec asks, and returns the
-    /// logits as float32 on the CPU once the device has finished.
+    /// logits as float32 on the CPU once the device has finished. An image model also takes
+    /// uint8 images (raw pixels 0..=255, a quarter of the bytes to copy): on the device they
+    /// become float32, scaled by 1/255, minus [`IMAGENET_MEAN`] and divided by
+    /// [`IMAGENET_STD`] per channel (as [`normalize_pixel`]), before the network sees them.
+    ///
+    /// The copy to the device does not block the host (from page-locked memory it runs
+    /// while the kernels after it are queued); `inputs` stays borrowed until the device has
+    /// finished, so its memory is not reused early.
     pub fn forward(&self, inputs: &Tensor) -> Result<Tensor, TorchError> {
         let settings = &self.settings;
         let logits = {
             let _no_grad = tch::no_grad_guard();
-            let _autocast = autocast_guard(settings)?;
             let inputs = inputs
-                .f_to_device(settings.device)
+                .f_to_device_(settings.device, inputs.kind(), true, false)
                 .map_err(step_error(settings, "copying the inputs to the device"))?;
+            let inputs = match (&self.normalization, inputs.kind()) {
+                (Some((mean, std)), Kind::Uint8) => inputs
+                    .f_to_kind(Kind::Float)
+                    .and_then(|images| images.f_mul_scalar(1.0 / 255.0))
+                    .and_then(|images| images.f_sub(mean))
+                    .and_then(|images| images.f_div(std))
+                    .map_err(step_error(settings, "normalizing the uint8 images"))?,
+                _ => inputs,
+            };
+            let _autocast = autocast_guard(settings)?;
             self.network
                 .forward_t(&inputs, false)
                 .map_err(step_error(settings, "forward"))?
@@ -131,7 +177,7 @@ const _: fn() = || {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::torch::spec::Precision;
+    use crate::models::spec::Precision;
 
     fn tiny_cpu(model: ModelKind, precision: Precision) -> InferenceModel {
         InferenceModel::new(&TorchJobSpec {
@@ -162,6 +208,35 @@ mod tests {
         let logits = model.forward(&model.random_inputs(2).unwrap()).unwrap();
         assert_eq!(logits.size(), [2, 2]);
         assert_eq!(logits.kind(), Kind::Float);
+    }
+
+    #[test]
+    fn uint8_images_are_normalized_as_the_host_would_in_both_precisions() {
+        for (precision, tolerance) in [(Precision::Fp32, 1e-4), (Precision::Bf16, 5e-2)] {
+            let model = tiny_cpu(ModelKind::Resnet50, precision);
+            let n = 2 * 3 * 32 * 32;
+            let pixels: Vec<u8> = (0..n).map(|i| ((i * 37) % 256) as u8).collect();
+            let floats: Vec<f32> = pixels
+                .iter()
+                .enumerate()
+                .map(|(i, &value)| normalize_pixel(value, (i / (32 * 32)) % 3))
+                .collect();
+            let shape = [2_i64, 3, 32, 32];
+            let from_u8 = model
+                .forward(&Tensor::from_slice(&pixels).view(shape))
+                .unwrap();
+            let from_f32 = model
+                .forward(&Tensor::from_slice(&floats).view(shape))
+                .unwrap();
+            let difference = (&from_u8 - &from_f32).abs().max().double_value(&[]);
+            let scale = from_f32.abs().max().double_value(&[]).max(1.0);
+            assert!(
+                difference <= tolerance * scale,
+                "{precision:?}: logits differ by {difference} (scale {scale})"
+            );
+        }
+        assert_eq!(normalize_pixel(0, 0), -0.485 / 0.229);
+        assert_eq!(normalize_pixel(255, 2), (1.0 - 0.406) / 0.225);
     }
 
     #[test]

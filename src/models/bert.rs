@@ -212,7 +212,7 @@ mod tests {
 
     use super::*;
 
-    use crate::workload::torch::layers::count_parameters as n_parameters;
+    use crate::models::layers::count_parameters as n_parameters;
 
     #[test]
     fn bert_base_has_the_reference_parameter_count() {

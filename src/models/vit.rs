@@ -167,7 +167,7 @@ mod tests {
 
     use super::*;
 
-    use crate::workload::torch::layers::count_parameters as n_parameters;
+    use crate::models::layers::count_parameters as n_parameters;
 
     #[test]
     fn vit_b16_has_torchvisions_parameter_count() {
