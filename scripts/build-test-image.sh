@@ -18,6 +18,8 @@ if [ ! -x "$binary" ]; then
     echo "build-test-image: $binary is missing: run \`cargo build\` first" >&2
     exit 1
 fi
+# The hash of the binary it holds: tests compare it with theirs.
+stamp=$(sha256sum "$binary" | cut -d ' ' -f 1)
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 image="gpushare-test:$version"
 
@@ -41,7 +43,7 @@ COPY root/ /
 ENV PATH=/usr/local/bin
 ENTRYPOINT ["/usr/local/bin/gpushare"]
 DOCKERFILE
-if ! log=$(DOCKER_BUILDKIT=0 docker build --quiet --label gpushare.test-image=1 -t "$image" "$context" 2>&1); then
+if ! log=$(DOCKER_BUILDKIT=0 docker build --quiet --label gpushare.test-image=1 --label "gpushare.binary=$stamp" -t "$image" "$context" 2>&1); then
     echo "build-test-image: docker build failed:" >&2
     echo "$log" >&2
     exit 1

@@ -151,3 +151,15 @@ fn a_replica_runs_its_tenants_image() {
     assert_eq!(settings.image_for("train"), test_image());
     assert_eq!(settings.images(), vec![test_image().as_str(), "serve:1"]);
 }
+
+#[test]
+fn a_missing_image_says_how_to_build_it() {
+    assert_eq!(
+        build_hint(&test_image()),
+        "build it with `scripts/build-test-image.sh`"
+    );
+    assert_eq!(
+        build_hint("gpushare-train:0.1.0"),
+        "build it from docker/Dockerfile (see docker/README.md)"
+    );
+}
