@@ -5,9 +5,12 @@
 //! - the time from asking the backend for a worker to its Ready, per tenant, and what a
 //!   container adds to it (goal: under 1 s on a 2-core machine).
 //!
-//! `cargo bench --bench container`; needs a Docker engine and the test image
-//! (`scripts/build-test-image.sh` after `cargo build`). Without an engine it prints one
-//! line and exits 0.
+//! Both sides must run the same gpushare build: the process side runs this bench's
+//! gpushare, the container side the test image's. So either
+//! `cargo build && scripts/build-test-image.sh && cargo bench --profile dev --bench container`
+//! or `cargo build --release && scripts/build-test-image.sh target/release/gpushare &&
+//! cargo bench --bench container`. It refuses an image holding another build, and without
+//! an engine prints one line and exits 0.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -104,19 +107,50 @@ async fn spawn_to_ready(isolation: &dyn Isolation) -> f64 {
     elapsed
 }
 
+/// Why the test image does not hold `exe`, if it does not.
+fn other_build_in_image(exe: &std::path::Path) -> Option<String> {
+    let run = |cmd: &mut std::process::Command| {
+        cmd.output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let image = gpushare::isolation::container::test_image();
+    let ours = run(std::process::Command::new("sha256sum").arg(exe))?
+        .split_whitespace()
+        .next()
+        .map(str::to_string)?;
+    let label = "{{index .Config.Labels \"gpushare.binary\"}}";
+    let theirs =
+        run(std::process::Command::new("docker")
+            .args(["image", "inspect", "--format", label, &image]));
+    (theirs.as_deref() != Some(ours.as_str())).then(|| {
+        format!(
+            "{image} does not hold {} (run scripts/build-test-image.sh {})",
+            exe.display(),
+            exe.display()
+        )
+    })
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let exe = std::env::var_os("GPUSHARE_BIN")
+    let exe: std::path::PathBuf = std::env::var_os("GPUSHARE_BIN")
         .map_or_else(|| env!("CARGO_BIN_EXE_gpushare").into(), Into::into);
-    let process = ProcessIsolation::new(Some(exe)).unwrap();
+    if let Some(why) = other_build_in_image(&exe) {
+        println!("container bench skipped: {why}");
+        return;
+    }
+    let process = ProcessIsolation::new(Some(exe.clone())).unwrap();
     let study_id = format!("bench-container-{}", std::process::id());
     let container = match runtime.block_on(ContainerIsolation::connect(
         ContainerSettings::default(),
         &study_id,
+        Some(exe),
     )) {
         Ok((container, _)) => container,
         Err(err) => {

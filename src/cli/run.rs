@@ -131,7 +131,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
                 .file_name()
                 .map_or_else(|| "study".into(), |n| n.to_string_lossy().into_owned());
             let (isolation, removed) = runtime
-                .block_on(ContainerIsolation::connect(settings, &study_id))
+                .block_on(ContainerIsolation::connect(settings, &study_id, None))
                 .map_err(runner::RunnerError::from)?;
             for line in &removed {
                 eprintln!(

@@ -82,12 +82,18 @@ pub fn runner_id() -> String {
 
 impl ContainerIsolation {
     /// Connects to the engine, checks that every image is there (never pulls), removes
-    /// what crashed runners left, and starts the janitor. Returns the backend and one line
-    /// per container it removed.
+    /// what crashed runners left, and starts the janitor, which is `exe`'s hidden
+    /// `container-janitor` subcommand (the running executable unless a caller such as a
+    /// bench says otherwise). Returns the backend and one line per container it removed.
     pub async fn connect(
         settings: ContainerSettings,
         study_id: &str,
+        exe: Option<std::path::PathBuf>,
     ) -> Result<(ContainerIsolation, Vec<String>), IsolationError> {
+        let exe = match exe {
+            Some(exe) => exe,
+            None => std::env::current_exe().map_err(IsolationError::CurrentExe)?,
+        };
         let docker = connect_engine().await?;
         let version = docker
             .version()
@@ -118,8 +124,8 @@ impl ContainerIsolation {
         }
         let removed = janitor::remove_orphans(&docker).await?;
         let runner = runner_id();
-        let janitor =
-            janitor::Janitor::start(study_id, &runner).map_err(IsolationError::StartJanitor)?;
+        let janitor = janitor::Janitor::start(&exe, study_id, &runner)
+            .map_err(IsolationError::StartJanitor)?;
         let environment = ContainerEnvironment {
             engine_version: version.version.unwrap_or_default(),
             api_version: docker.client_version().to_string(),

@@ -29,8 +29,8 @@ pub struct Janitor {
 }
 
 impl Janitor {
-    pub fn start(study_id: &str, runner: &str) -> io::Result<Janitor> {
-        let exe = std::env::current_exe()?;
+    /// Starts `exe container-janitor` (`exe` must be gpushare).
+    pub fn start(exe: &std::path::Path, study_id: &str, runner: &str) -> io::Result<Janitor> {
         let child = Command::new(exe)
             .args(["container-janitor", "--study", study_id, "--runner", runner])
             .stdin(Stdio::piped())
