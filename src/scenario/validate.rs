@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::error::{locate, Problem, Problems};
 use super::model::{IsolationKind, RunSettings, Scenario, Slo, Tenant};
-use super::spec::{ModeSpec, ReplicasSpec, RunSpec, ScenarioSpec, TenantSpec};
+use super::spec::{ContainerSpec, ModeSpec, ReplicasSpec, RunSpec, ScenarioSpec, TenantSpec};
 use crate::limits::{self, run, tenant, FloatLimit, IntLimit};
 use crate::sharing::{mig_profiles, MigSetting, ModeSetting, MpsSetting, TenantSharing};
 use crate::workload::{self, ParamValue, Params};
@@ -82,7 +82,14 @@ impl Checker<'_> {
     /// Every format problem (unknown or missing fields, wrong types) of a document that
     /// did not deserialize: each top-level field, `[run]`, and every mode and tenant alone.
     fn format_problems(&mut self, root: Spanned<toml::de::DeTable<'_>>) {
-        const FIELDS: [&str; 5] = ["name", "description", "run", "modes", "tenants"];
+        const FIELDS: [&str; 6] = [
+            "name",
+            "description",
+            "run",
+            "modes",
+            "tenants",
+            "container",
+        ];
         let table = root.into_inner();
         for required in ["name", "modes", "tenants"] {
             if !table.keys().any(|k| k.get_ref() == required) {
@@ -96,6 +103,7 @@ impl Checker<'_> {
                 "run" => piece::<RunSpec>(value),
                 "modes" => pieces::<ModeSpec>(value),
                 "tenants" => pieces::<TenantSpec>(value),
+                "container" => piece::<ContainerSpec>(value),
                 other => {
                     let expected = FIELDS.map(|f| format!("`{f}`")).join(", ");
                     self.problem(

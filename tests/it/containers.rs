@@ -443,3 +443,45 @@ fn scenario_dry_run_shows_each_tenants_container() {
         "{text}"
     );
 }
+
+#[test]
+fn engine_containers_of_a_dead_runner_are_removed_at_start() {
+    require_test_image();
+    let study = Study::new("orphan");
+    // A runner of this host that is gone: a child that has exited and been reaped.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let runner = format!("{}:{dead_pid}", host.trim());
+    let created = Command::new("docker")
+        .args(["create", "--label", "gpushare=1", "--label"])
+        .arg(format!("{STUDY_LABEL}={}", study.id))
+        .args([
+            "--label",
+            "gpushare.run=exclusive/c0/r0",
+            "--label",
+            "gpushare.tenant=old",
+            "--label",
+        ])
+        .arg(format!("gpushare.runner={runner}"))
+        .arg(format!("gpushare-test:{}", env!("CARGO_PKG_VERSION")))
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr(&created));
+    let id = stdout(&created).trim().to_string();
+    let other = Study::new("orphan-run");
+    let scenario = write_scenario(other.dir.path(), "s.toml", &quick_scenario(""));
+    let output = run_in_containers(&other, &scenario, &[]);
+    assert!(
+        stderr(&output).contains(&format!(
+            "removed container {} (study {}, run exclusive/c0/r0, tenant old, runner {runner}): \
+             left by a gpushare run that ended without cleaning up",
+            &id[..12],
+            study.id
+        )),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(study.containers(), Vec::<String>::new());
+}
