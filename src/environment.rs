@@ -15,6 +15,37 @@ pub struct Environment {
     pub git_commit: String,
     /// Cargo features this binary was built with.
     pub features: Vec<String>,
+    /// How tenants were started (`process`, `container`); absent in studies before it was
+    /// recorded, which all ran as processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
+    /// The engine and images of the `container` backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerEnvironment>,
+}
+
+/// The Docker engine and images a study's containers ran on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerEnvironment {
+    /// The engine's version (`docker version`'s server version).
+    pub engine_version: String,
+    /// The engine API version gpushare spoke, negotiated with the engine.
+    pub api_version: String,
+    /// Every image tenants ran.
+    pub images: Vec<ImageRecord>,
+}
+
+/// One image, as the engine had it when the study started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// The name tenants asked for (`gpushare-test:0.1.0`).
+    pub name: String,
+    /// The engine's image id (`sha256:...`).
+    pub id: String,
+    /// The registry digest, for an image that came from a registry; absent for one built
+    /// locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl Environment {
@@ -37,11 +68,14 @@ impl Environment {
                 .unwrap_or("unknown")
                 .to_string(),
             features,
+            isolation: None,
+            container: None,
         }
     }
 }
 
-fn hostname() -> String {
+/// This host's name, or "unknown".
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".to_string())

@@ -305,6 +305,7 @@ impl CoTenant {
                 tenant: &spec.tenant,
                 run_id: "co-tenant",
                 env,
+                gpu: true,
             })
             .into_std();
         // The worker's diagnostics belong in the bench's output.

@@ -91,6 +91,9 @@ pub enum Command {
     /// Exit status: 0 done, 2 the workload failed, 3 protocol error, 4 the runner went away.
     #[command(hide = true)]
     Worker,
+    /// Removes a study's containers once the runner that started them is gone.
+    #[command(hide = true)]
+    ContainerJanitor(crate::isolation::container::janitor::JanitorArgs),
 }
 
 /// Lets a command that only prints end quietly when its reader goes away
@@ -211,6 +214,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 crate::load::LoadStatus::BehindSchedule => ExitCode::from(exit::INVALID_RUN),
             })
             .map_err(CliError::from),
+        Command::ContainerJanitor(args) => {
+            crate::isolation::container::janitor::run(&args)
+                .map_err(|e| CliError::Runner(crate::runner::RunnerError::from(e)))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Worker => match crate::worker::run() {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(err) => {

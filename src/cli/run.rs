@@ -6,14 +6,14 @@ use clap::Args;
 
 use super::feasibility::FeasibilityArgs;
 use super::{exit, CliError};
-use crate::isolation::ProcessIsolation;
+use crate::isolation::{ContainerIsolation, Isolation, ProcessIsolation};
 use crate::limits;
 use crate::metrics;
 use crate::monitor::MonitorConfig;
 use crate::report::{self, Format};
 use crate::results::store;
 use crate::runner::{self, Progress, StudyInput};
-use crate::scenario::{self, Plan};
+use crate::scenario::{self, IsolationKind, Plan};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -36,6 +36,13 @@ pub struct RunArgs {
     /// Print the expanded plan and run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// How tenants are started: `process` (a child process each) or `container` (a
+    /// container each on the Docker engine at DOCKER_HOST, image from the scenario's
+    /// `[container]` table, by default the test image `scripts/build-test-image.sh`
+    /// builds; images are never pulled) [default: the scenario's `run.isolation`, else
+    /// process].
+    #[arg(long, value_enum)]
+    pub isolation: Option<IsolationKind>,
     /// How to print the report at the end (run.json is always written).
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -91,6 +98,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     }
     // Counted before anything is expanded, so a plan too large to run is refused at once.
     let budget = scenario::check_budget(&scenario, args.force)?;
+    if let Some(isolation) = args.isolation {
+        scenario.run.isolation = isolation;
+    }
     let plan = Plan::expand(&scenario);
     let calibration = args.feasibility.load_calibration()?;
     args.feasibility
@@ -98,6 +108,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     if args.dry_run {
         print!("{}", plan.describe(&scenario));
         println!("estimated: {budget}");
+        if scenario.run.isolation == IsolationKind::Container {
+            print!("{}", describe_containers(&scenario, &plan));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     // What this host and build lack fails every run: refuse before the first, with the fix.
@@ -112,7 +125,27 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             out_dir.display()
         )));
     }
-    let isolation = ProcessIsolation::new(None).map_err(runner::RunnerError::from)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
+    let isolation: Box<dyn Isolation> = match scenario.run.isolation {
+        IsolationKind::Process => {
+            Box::new(ProcessIsolation::new(None).map_err(runner::RunnerError::from)?)
+        }
+        IsolationKind::Container => {
+            let settings = scenario.container.clone().unwrap_or_default();
+            let study_id = out_dir
+                .file_name()
+                .map_or_else(|| "study".into(), |n| n.to_string_lossy().into_owned());
+            let (isolation, removed) = runtime
+                .block_on(ContainerIsolation::connect(settings, &study_id, None))
+                .map_err(runner::RunnerError::from)?;
+            for line in &removed {
+                eprintln!(
+                    "removed container {line}: left by a gpushare run that ended without cleaning up"
+                );
+            }
+            Box::new(isolation)
+        }
+    };
     let progress = Progress::new(plan.runs.len());
     progress.note(&format!(
         "running `{}` from {}: {} run(s), about {}, writing {}",
@@ -122,14 +155,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         scenario::wall_time(budget.estimated_s),
         out_dir.join(store::RUN_FILE).display()
     ));
-    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     let study = runtime.block_on(runner::run_study(
         StudyInput {
             scenario: &scenario,
             scenario_source: &source,
             scenario_path: &path,
             plan: &plan,
-            isolation: &isolation,
+            isolation: isolation.as_ref(),
             out_dir: out_dir.clone(),
             flush_interval_ms: args.flush_interval_ms,
             monitor: (args.monitor_interval_ms > 0).then_some(MonitorConfig {
@@ -158,6 +190,61 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     } else {
         exit::OK
     }))
+}
+
+/// What `--dry-run` shows of each tenant's container: image, environment added, mounts,
+/// devices and user (the sharing mode adds its own variables, MPS pipe mount and MIG
+/// instance at run time).
+fn describe_containers(scenario: &scenario::Scenario, plan: &Plan) -> String {
+    use crate::isolation::container::GpuRequest;
+    let settings = scenario.container.clone().unwrap_or_default();
+    let mut out = String::from("containers (isolation = \"container\", never pulled):\n");
+    let mut seen = std::collections::BTreeSet::new();
+    for config in &plan.configs {
+        for tenant in &config.tenants {
+            let base = tenant
+                .name
+                .split_once('#')
+                .map_or(tenant.name.as_str(), |(b, _)| b);
+            if !seen.insert(base.to_string()) {
+                continue;
+            }
+            let gpu = crate::workload::find(&tenant.workload)
+                .is_ok_and(|w| w.device_for(&tenant.params) == crate::workload::Device::Gpu);
+            let devices = match (&settings.gpus, gpu) {
+                (_, false) => "none".to_string(),
+                (GpuRequest::All, true) => "all GPUs".to_string(),
+                (GpuRequest::Count(n), true) => format!("{n} GPU(s)"),
+                (GpuRequest::Ids(ids), true) => ids.join(", "),
+            };
+            let env: Vec<String> = settings
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let mounts: Vec<String> = settings
+                .mounts
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}:{}{}",
+                        m.source,
+                        m.target,
+                        if m.read_only { ":ro" } else { "" }
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "  {base}: image {}, env [{}], mounts [{}], devices {devices} (MIG: the run's instance), user {}, network {}\n",
+                settings.image_for(base),
+                env.join(" "),
+                mounts.join(" "),
+                settings.user.as_deref().unwrap_or("the image's (under MPS: the runner's UID)"),
+                settings.network,
+            ));
+        }
+    }
+    out
 }
 
 fn default_out_dir(scenario: &str) -> PathBuf {

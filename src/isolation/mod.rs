@@ -1,9 +1,11 @@
-//! Isolation backends: how a tenant's worker is started (a process, later a container or
-//! a Kubernetes pod). A backend turns a launch request into a command whose stdin and
-//! stdout carry the worker protocol; it knows nothing about workloads.
+//! Isolation backends: how a tenant's worker is started (a process, a container, later a
+//! Kubernetes pod). A backend turns a launch request into a connection whose two streams
+//! carry the worker protocol; it knows nothing about workloads.
 
+pub mod container;
 mod process;
 
+pub use container::ContainerIsolation;
 pub use process::ProcessIsolation;
 
 /// For `pre_exec` in a child gpushare starts and owns (a worker, a load generator): asks
@@ -36,6 +38,8 @@ pub struct WorkerLaunch<'a> {
     pub run_id: &'a str,
     /// Environment the sharing mode needs in the worker (MPS pipe directory, ...).
     pub env: &'a [(String, String)],
+    /// The tenant runs on a GPU (a container backend then requests one).
+    pub gpu: bool,
 }
 
 /// A started worker as the runner sees it, whatever the backend: a byte stream each way
@@ -79,12 +83,31 @@ pub enum IsolationError {
         tenant: String,
         source: std::io::Error,
     },
+    #[error("reaching the Docker engine at {host} (is it running? `docker info` tells): {reason}")]
+    EngineUnreachable { host: String, reason: String },
+    #[error("finding image `{image}` on the Docker engine: gpushare never pulls images; {build}")]
+    MissingImage { image: String, build: String },
+    #[error("{action}: {reason}")]
+    Engine { action: String, reason: String },
+    #[error("starting the container of tenant `{tenant}` (image `{image}`): {message}")]
+    StartContainer {
+        tenant: String,
+        image: String,
+        message: String,
+    },
+    #[error("starting the container janitor: {0}")]
+    StartJanitor(std::io::Error),
 }
 
 /// A way to start workers.
 pub trait Isolation: Send + Sync {
     /// The backend's name as reports show it.
     fn name(&self) -> &'static str;
+
+    /// The engine and images a container backend runs, for the study's environment.
+    fn container_environment(&self) -> Option<crate::environment::ContainerEnvironment> {
+        None
+    }
 
     /// Starts one worker speaking the protocol over the connection it returns.
     fn spawn<'a>(

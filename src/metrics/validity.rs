@@ -111,6 +111,7 @@ mod tests {
 
     fn settings() -> RunSettings {
         RunSettings {
+            isolation: Default::default(),
             warmup_s: 0.0,
             duration_s: 10.0,
             repetitions: 1,

@@ -36,6 +36,26 @@ pub fn render(study: &Study, analysis: &Analysis, style: TextStyle) -> String {
         "\nhost {} ({}, {} CPUs), gpushare {} ({})\n",
         env.host, env.cpu_model, env.n_cpus, env.gpushare_version, env.git_commit
     ));
+    if let Some(container) = &env.container {
+        let images: Vec<String> = container
+            .images
+            .iter()
+            .map(|i| {
+                let id = i.id.strip_prefix("sha256:").unwrap_or(&i.id);
+                let digest = i
+                    .digest
+                    .as_deref()
+                    .map_or(String::new(), |d| format!(", {d}"));
+                format!("{} ({}{digest})", i.name, &id[..id.len().min(12)])
+            })
+            .collect();
+        out.push_str(&format!(
+            "tenants in containers: {}, Docker engine {} (API {})\n",
+            images.join(", "),
+            container.engine_version,
+            container.api_version
+        ));
+    }
     let n_valid = analysis.runs.iter().filter(|r| r.verdict.valid).count();
     out.push_str(&format!(
         "{} of {} runs VALID{}\n",

@@ -65,7 +65,11 @@ pub async fn run_study(input: StudyInput<'_>, progress: &Progress) -> Result<Stu
         scenario_source: input.scenario_source.to_string(),
         scenario_path: input.scenario_path.display().to_string(),
         plan: input.plan.clone(),
-        environment: Environment::capture(),
+        environment: Environment {
+            isolation: Some(input.isolation.name().to_string()),
+            container: input.isolation.container_environment(),
+            ..Environment::capture()
+        },
         started_at: store::now_rfc3339(),
         finished_at: None,
         interrupted: false,

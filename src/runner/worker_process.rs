@@ -50,11 +50,14 @@ impl WorkerProcess {
         env: &[(String, String)],
         events: mpsc::UnboundedSender<Event>,
     ) -> Result<WorkerProcess, RunnerError> {
+        let gpu = crate::workload::find(&spec.workload)
+            .is_ok_and(|w| w.device_for(&spec.params) == crate::workload::Device::Gpu);
         let connection = isolation
             .spawn(&WorkerLaunch {
                 tenant: &spec.tenant,
                 run_id,
                 env,
+                gpu,
             })
             .await?;
         let stdout = connection.from_worker;

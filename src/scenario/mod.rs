@@ -18,7 +18,7 @@ pub use budget::{
 };
 pub use error::{Problem, Problems, ScenarioError};
 pub use feasibility::{check as check_feasibility, Calibration, Shortfall};
-pub use model::{RunSettings, Scenario, Slo, Tenant};
+pub use model::{IsolationKind, RunSettings, Scenario, Slo, Tenant};
 pub use plan::{Plan, PlannedRun, TenantConfig, TenantInstance};
 pub use shipped::SHIPPED;
 pub use validate::MAX_REPLICAS;

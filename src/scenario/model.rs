@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::isolation::container::ContainerSettings;
 use crate::sharing::{ModeSetting, TenantSharing};
 use crate::workload::ParamValue;
 
@@ -17,11 +18,41 @@ pub struct Scenario {
     /// The sharing modes to compare, with mode parameter sweeps already expanded.
     pub modes: Vec<ModeSetting>,
     pub tenants: Vec<Tenant>,
+    /// The `[container]` table, when the scenario has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerSettings>,
+}
+
+/// How tenants' workers are started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum IsolationKind {
+    /// A child process of the runner per tenant.
+    #[default]
+    Process,
+    /// A container per tenant on the Docker engine (`DOCKER_HOST`).
+    Container,
+}
+
+impl IsolationKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            IsolationKind::Process => "process",
+            IsolationKind::Container => "container",
+        }
+    }
+
+    fn is_process(&self) -> bool {
+        *self == IsolationKind::Process
+    }
 }
 
 /// How each run is timed and judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
+    /// How tenants' workers are started.
+    #[serde(default, skip_serializing_if = "IsolationKind::is_process")]
+    pub isolation: IsolationKind,
     /// Warm-up before Ready, handed to each workload, in seconds.
     pub warmup_s: f64,
     /// Measured window of each run, in seconds.

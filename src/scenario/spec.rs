@@ -20,11 +20,41 @@ pub struct ScenarioSpec {
     pub run: Option<Spanned<RunSpec>>,
     pub modes: Spanned<Vec<Spanned<ModeSpec>>>,
     pub tenants: Spanned<Vec<Spanned<TenantSpec>>>,
+    /// How tenants' containers are made, for `run.isolation = "container"`.
+    pub container: Option<Spanned<ContainerSpec>>,
+}
+
+/// The `[container]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSpec {
+    pub image: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tenant_images: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    pub mounts: Vec<Spanned<MountSpec>>,
+    pub user: Option<Spanned<String>>,
+    pub gpus: Option<Spanned<toml::Value>>,
+    pub entrypoint: Option<Spanned<Vec<String>>>,
+    pub network: Option<Spanned<String>>,
+}
+
+/// One `[[container.mounts]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountSpec {
+    pub source: Spanned<String>,
+    pub target: Spanned<String>,
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
+    pub isolation: Option<Spanned<String>>,
     pub warmup_s: Option<Spanned<f64>>,
     pub duration_s: Option<Spanned<f64>>,
     pub repetitions: Option<Spanned<i64>>,

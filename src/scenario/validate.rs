@@ -9,11 +9,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{locate, Problem, Problems};
-use super::model::{RunSettings, Scenario, Slo, Tenant};
-use super::spec::{ModeSpec, ReplicasSpec, RunSpec, ScenarioSpec, TenantSpec};
+use super::model::{IsolationKind, RunSettings, Scenario, Slo, Tenant};
+use super::spec::{ContainerSpec, ModeSpec, ReplicasSpec, RunSpec, ScenarioSpec, TenantSpec};
 use crate::limits::{self, run, tenant, FloatLimit, IntLimit};
 use crate::sharing::{mig_profiles, MigSetting, ModeSetting, MpsSetting, TenantSharing};
 use crate::workload::{self, ParamValue, Params};
+
+mod container;
 
 /// The most replicas one tenant may have: each is a process with its own GPU context.
 pub const MAX_REPLICAS: i64 = tenant::REPLICAS.max;
@@ -80,7 +82,14 @@ impl Checker<'_> {
     /// Every format problem (unknown or missing fields, wrong types) of a document that
     /// did not deserialize: each top-level field, `[run]`, and every mode and tenant alone.
     fn format_problems(&mut self, root: Spanned<toml::de::DeTable<'_>>) {
-        const FIELDS: [&str; 5] = ["name", "description", "run", "modes", "tenants"];
+        const FIELDS: [&str; 6] = [
+            "name",
+            "description",
+            "run",
+            "modes",
+            "tenants",
+            "container",
+        ];
         let table = root.into_inner();
         for required in ["name", "modes", "tenants"] {
             if !table.keys().any(|k| k.get_ref() == required) {
@@ -94,6 +103,7 @@ impl Checker<'_> {
                 "run" => piece::<RunSpec>(value),
                 "modes" => pieces::<ModeSpec>(value),
                 "tenants" => pieces::<TenantSpec>(value),
+                "container" => piece::<ContainerSpec>(value),
                 other => {
                     let expected = FIELDS.map(|f| format!("`{f}`")).join(", ");
                     self.problem(
@@ -133,12 +143,17 @@ impl Checker<'_> {
         };
         let modes = self.modes(&spec.modes);
         let tenants = self.tenants(&spec.tenants);
+        let container = spec
+            .container
+            .as_ref()
+            .map(|c| self.container(c.get_ref(), &tenants));
         Scenario {
             name,
             description: spec.description.trim().to_string(),
             run,
             modes,
             tenants,
+            container,
         }
     }
 
@@ -213,7 +228,23 @@ impl Checker<'_> {
             run::STOP_TIMEOUT_S,
             RunSettings::DEFAULT_STOP_TIMEOUT_S,
         );
+        let isolation = match &spec.isolation {
+            None => IsolationKind::Process,
+            Some(v) => match v.get_ref().as_str() {
+                "process" => IsolationKind::Process,
+                "container" => IsolationKind::Container,
+                other => {
+                    self.problem(
+                        v.span(),
+                        "run.isolation",
+                        format!("must be \"process\" or \"container\", got {other:?}"),
+                    );
+                    IsolationKind::Process
+                }
+            },
+        };
         RunSettings {
+            isolation,
             warmup_s,
             duration_s,
             repetitions,

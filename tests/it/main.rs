@@ -2,6 +2,7 @@
 
 mod cli_usage;
 mod common;
+mod containers;
 mod feasibility;
 mod gpu_configs;
 mod gpu_probes;

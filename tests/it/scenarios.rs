@@ -393,10 +393,12 @@ parms = { step_ms = 1.0 }
     assert_eq!(lines.len(), 5, "{p}");
     assert_eq!(
         lines[0],
-        "s.toml:2:1: unknown field `colour`, expected one of `name`, `description`, `run`, `modes`, `tenants`"
+        "s.toml:2:1: unknown field `colour`, expected one of `name`, `description`, `run`, `modes`, `tenants`, `container`"
     );
     assert!(
-        lines[1].starts_with("s.toml:4:1: unknown field `duraton_s`, expected one of `warmup_s`"),
+        lines[1].starts_with(
+            "s.toml:4:1: unknown field `duraton_s`, expected one of `isolation`, `warmup_s`"
+        ),
         "{p}"
     );
     assert_eq!(
