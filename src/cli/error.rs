@@ -17,6 +17,7 @@ pub enum CliError {
     Load(#[from] crate::load::LoadError),
     #[error(transparent)]
     Host(#[from] crate::doctor::HostError),
+    #[error(transparent)]
     Report(#[from] crate::report::ReportError),
     #[error("{0}")]
     Usage(String),
@@ -27,8 +28,10 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Scenario(_) | CliError::Usage(_) | CliError::Host(_) => exit::USAGE,
-            CliError::Scenario(_) | CliError::Usage(_) | CliError::Report(_) => exit::USAGE,
+            CliError::Scenario(_)
+            | CliError::Usage(_)
+            | CliError::Host(_)
+            | CliError::Report(_) => exit::USAGE,
             CliError::Runner(_)
             | CliError::Store(_)
             | CliError::Runtime(_)

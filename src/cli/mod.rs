@@ -9,10 +9,10 @@ mod recommend;
 mod report;
 mod run;
 mod validate;
+mod worker;
 
 pub use error::CliError;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -80,11 +80,13 @@ pub enum Command {
     /// time, so queueing is counted) or closed loop, and report the latency distribution.
     #[command(after_help = crate::load::LOAD_AFTER_HELP)]
     Load(crate::load::LoadArgs),
-    /// Internal: run one tenant, speaking the worker protocol on stdin/stdout.
+    /// Internal: run one tenant, speaking the worker protocol on stdin/stdout, or over TCP
+    /// with --connect.
     ///
-    /// Exit status: 0 done, 2 the workload failed, 3 protocol error, 4 the runner went away.
+    /// Exit status: 0 done, 2 the workload failed, 3 protocol error (or refused by the
+    /// runner), 4 the runner went away, 5 the runner could not be reached.
     #[command(hide = true)]
-    Worker,
+    Worker(worker::WorkerArgs),
 }
 
 /// Lets a command that only prints end quietly when its reader goes away
@@ -133,12 +135,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 crate::load::LoadStatus::BehindSchedule => ExitCode::from(exit::INVALID_RUN),
             })
             .map_err(CliError::from),
-        Command::Worker => match crate::worker::run() {
-            Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(err) => {
-                let _ = writeln!(std::io::stderr(), "gpushare worker: {err}");
-                Ok(ExitCode::from(err.exit_code()))
-            }
-        },
+        Command::Worker(args) => worker::run(args),
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{exit, CliError};
-use crate::isolation::ProcessIsolation;
+use crate::isolation::{Isolation, ProcessIsolation, TcpIsolation};
 use crate::limits;
 use crate::metrics;
 use crate::monitor::MonitorConfig;
@@ -50,6 +50,78 @@ pub struct RunArgs {
     /// two counter readings is integrated from the power samples.
     #[arg(long, default_value_t = 1000)]
     pub monitor_slow_interval_ms: u64,
+    /// How workers are started: `process` (children speaking the protocol on
+    /// stdin/stdout), `tcp` (workers dial --listen with the token: pods on Kubernetes),
+    /// or `tcp-local` (children that dial back over loopback: the TCP transport on one
+    /// host).
+    #[arg(long, value_enum, default_value_t = IsolationKind::Process)]
+    pub isolation: IsolationKind,
+    /// Where the `tcp` backend listens for workers [default: 0.0.0.0:7070; tcp-local:
+    /// 127.0.0.1 on a free port].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// The token `tcp` workers must present (required with `--isolation tcp`).
+    #[arg(long, env = "GPUSHARE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// The isolation backends `run` can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IsolationKind {
+    Process,
+    Tcp,
+    TcpLocal,
+}
+
+/// Builds the backend; TCP ones listen at once, so this runs inside the runtime.
+async fn isolation(args: &RunArgs, ready_timeout_s: f64) -> Result<Box<dyn Isolation>, CliError> {
+    let accept_timeout = std::time::Duration::try_from_secs_f64(ready_timeout_s.max(0.0))
+        .unwrap_or(std::time::Duration::MAX);
+    Ok(match args.isolation {
+        IsolationKind::Process => {
+            Box::new(ProcessIsolation::new(None).map_err(runner::RunnerError::from)?)
+        }
+        IsolationKind::Tcp => {
+            let token = match args.token.as_deref() {
+                Some(token) if !token.is_empty() => token.to_string(),
+                _ => {
+                    return Err(CliError::Usage(
+                        "--isolation tcp needs a token: pass --token or set GPUSHARE_TOKEN".into(),
+                    ))
+                }
+            };
+            let addr = args.listen.as_deref().unwrap_or("0.0.0.0:7070");
+            let tcp = TcpIsolation::listen(addr, token, accept_timeout, None)
+                .await
+                .map_err(runner::RunnerError::from)?;
+            runner::say(&format!(
+                "workers dial {} (--isolation tcp)",
+                tcp.local_addr()
+            ));
+            Box::new(tcp)
+        }
+        IsolationKind::TcpLocal => {
+            let exe = std::env::current_exe().map_err(|e| {
+                runner::RunnerError::from(crate::isolation::IsolationError::CurrentExe(e))
+            })?;
+            let token = args.token.clone().unwrap_or_else(random_token);
+            let addr = args.listen.as_deref().unwrap_or("127.0.0.1:0");
+            Box::new(
+                TcpIsolation::listen(addr, token, accept_timeout, Some(exe))
+                    .await
+                    .map_err(runner::RunnerError::from)?,
+            )
+        }
+    })
+}
+
+/// A fresh token for workers this runner starts itself.
+fn random_token() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
+        .collect()
 }
 
 /// Seconds from `30s`, `500ms`, `2m` (humantime) or a plain number of seconds.
@@ -90,7 +162,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     }
     // What this host and build lack fails every run: refuse before the first, with the fix.
-    crate::doctor::check_scenario(&scenario, &crate::doctor::diagnose())?;
+    // Workers that dial in run elsewhere (pods on a GPU node): this host needs nothing.
+    if args.isolation != IsolationKind::Tcp {
+        crate::doctor::check_scenario(&scenario, &crate::doctor::diagnose())?;
+    }
     let out_dir = match &args.out {
         Some(dir) => dir.clone(),
         None => default_out_dir(&scenario.name),
@@ -101,7 +176,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             out_dir.display()
         )));
     }
-    let isolation = ProcessIsolation::new(None).map_err(runner::RunnerError::from)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
+    let isolation = runtime.block_on(isolation(&args, scenario.run.ready_timeout_s))?;
     let progress = Progress::new(plan.runs.len());
     progress.note(&format!(
         "running `{}` from {}: {} run(s), about {}, writing {}",
@@ -111,14 +187,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         scenario::wall_time(budget.estimated_s),
         out_dir.join(store::RUN_FILE).display()
     ));
-    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     let study = runtime.block_on(runner::run_study(
         StudyInput {
             scenario: &scenario,
             scenario_source: &source,
             scenario_path: &path,
             plan: &plan,
-            isolation: &isolation,
+            isolation: isolation.as_ref(),
             out_dir: out_dir.clone(),
             flush_interval_ms: args.flush_interval_ms,
             monitor: (args.monitor_interval_ms > 0).then_some(MonitorConfig {

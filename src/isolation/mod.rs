@@ -1,10 +1,12 @@
-//! Isolation backends: how a tenant's worker is started (a process, later a container or
-//! a Kubernetes pod). A backend turns a launch request into a command whose stdin and
-//! stdout carry the worker protocol; it knows nothing about workloads.
+//! Isolation backends: how a tenant's worker is started (a process, a worker that dials
+//! in over TCP, later a container). A backend turns a launch request into a connection
+//! that carries the worker protocol; it knows nothing about workloads.
 
 mod process;
+mod tcp;
 
 pub use process::ProcessIsolation;
+pub use tcp::TcpIsolation;
 
 /// For `pre_exec` in a child gpushare starts and owns (a worker, a load generator): asks
 /// the kernel to SIGKILL the child when the thread that started it dies, so a runner or
@@ -79,6 +81,23 @@ pub enum IsolationError {
         tenant: String,
         source: std::io::Error,
     },
+    #[error("listening for workers on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "waiting for the worker of tenant `{tenant}` to connect to {addr}: none joined within {timeout_s} s{refused}"
+    )]
+    NoWorker {
+        tenant: String,
+        addr: std::net::SocketAddr,
+        timeout_s: f64,
+        /// `; refused: ...` with the connections turned away, or empty.
+        refused: String,
+    },
+    #[error("waiting for the worker of tenant `{tenant}` to connect: it exited first ({status})")]
+    ExitedBeforeJoining { tenant: String, status: String },
 }
 
 /// A way to start workers.

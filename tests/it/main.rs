@@ -19,6 +19,7 @@ mod serve_tenant;
 mod serve_torch;
 mod sharing_mps;
 mod support;
+mod tcp_transport;
 #[cfg(feature = "torch")]
 mod torch_models;
 mod worker_failures;
