@@ -11,6 +11,7 @@ pub mod environment;
 pub mod errors;
 pub mod gpu;
 pub mod isolation;
+pub mod kubernetes;
 pub mod limits;
 pub mod load;
 pub mod metrics;

@@ -19,6 +19,8 @@ pub enum CliError {
     Host(#[from] crate::doctor::HostError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Kubernetes(#[from] crate::kubernetes::KubernetesError),
     #[error("{0}")]
     Usage(String),
     #[error("starting the async runtime: {0}")]
@@ -36,7 +38,8 @@ impl CliError {
             | CliError::Store(_)
             | CliError::Runtime(_)
             | CliError::Serve(_)
-            | CliError::Load(_) => exit::ERROR,
+            | CliError::Load(_)
+            | CliError::Kubernetes(_) => exit::ERROR,
         }
     }
 }

@@ -4,6 +4,7 @@
 mod compare;
 mod doctor;
 mod error;
+mod k8s;
 mod list;
 mod recommend;
 mod report;
@@ -80,6 +81,8 @@ pub enum Command {
     /// time, so queueing is counted) or closed loop, and report the latency distribution.
     #[command(after_help = crate::load::LOAD_AFTER_HELP)]
     Load(crate::load::LoadArgs),
+    /// Kubernetes: render a scenario as manifests, or run it on a cluster with kubectl.
+    K8s(k8s::K8sArgs),
     /// Internal: run one tenant, speaking the worker protocol on stdin/stdout, or over TCP
     /// with --connect.
     ///
@@ -113,6 +116,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             | Command::Compare(_)
             | Command::Recommend(_)
             | Command::Doctor(_)
+            | Command::K8s(k8s::K8sArgs {
+                command: k8s::K8sCommand::Render(_)
+            })
     ) {
         quiet_on_closed_stdout();
     }
@@ -135,6 +141,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 crate::load::LoadStatus::BehindSchedule => ExitCode::from(exit::INVALID_RUN),
             })
             .map_err(CliError::from),
+        Command::K8s(args) => k8s::run(args),
         Command::Worker(args) => worker::run(args),
     }
 }

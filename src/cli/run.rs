@@ -50,6 +50,15 @@ pub struct RunArgs {
     /// two counter readings is integrated from the power samples.
     #[arg(long, default_value_t = 1000)]
     pub monitor_slow_interval_ms: u64,
+    /// Run only the modes named here (comma-separated: `exclusive,time-slicing`), as a
+    /// Kubernetes runner does on the node whose device plugin provides them.
+    #[arg(long, value_delimiter = ',', value_name = "MODE,...")]
+    pub modes: Vec<String>,
+    /// After the study, print run.json on stdout as one line (gzip, base64, after the
+    /// marker `GPUSHARE_STUDY_GZ_BASE64`) instead of the report: how a runner pod hands
+    /// its study to `gpushare k8s run` through its log.
+    #[arg(long, hide = true)]
+    pub study_to_stdout: bool,
     /// How workers are started: `process` (children speaking the protocol on
     /// stdin/stdout), `tcp` (workers dial --listen with the token: pods on Kubernetes),
     /// or `tcp-local` (children that dial back over loopback: the TCP transport on one
@@ -116,7 +125,7 @@ async fn isolation(args: &RunArgs, ready_timeout_s: f64) -> Result<Box<dyn Isola
 }
 
 /// A fresh token for workers this runner starts itself.
-fn random_token() -> String {
+pub(super) fn random_token() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     (0..32)
@@ -155,7 +164,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     }
     // Counted before anything is expanded, so a plan too large to run is refused at once.
     let budget = scenario::check_budget(&scenario, args.force)?;
-    let plan = Plan::expand(&scenario);
+    let mut plan = Plan::expand(&scenario);
+    if !args.modes.is_empty() {
+        let known: Vec<&str> = scenario.modes.iter().map(|m| m.name()).collect();
+        if let Some(unknown) = args.modes.iter().find(|m| !known.contains(&m.as_str())) {
+            return Err(CliError::Usage(format!(
+                "--modes names `{unknown}`, which the scenario does not have (it has: {})",
+                known.join(", ")
+            )));
+        }
+        plan.runs
+            .retain(|r| args.modes.iter().any(|m| m == r.mode.name()));
+    }
     if args.dry_run {
         print!("{}", plan.describe(&scenario));
         println!("estimated: {budget}");
@@ -204,8 +224,23 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         },
         &progress,
     ))?;
-    // run.json is written; a reader that went away loses only the printed report.
-    let _ = write!(std::io::stdout(), "{}", report::render(&study, args.format));
+    if args.study_to_stdout {
+        let path = out_dir.join(store::RUN_FILE);
+        let json = std::fs::read_to_string(&path).map_err(|source| {
+            crate::results::store::StoreError::Read {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            crate::kubernetes::transfer::encode(&json)
+        );
+    } else {
+        // run.json is written; a reader that went away loses only the printed report.
+        let _ = write!(std::io::stdout(), "{}", report::render(&study, args.format));
+    }
     runner::say(&format!(
         "results: {} (re-render with `gpushare report {}`)",
         out_dir.join(store::RUN_FILE).display(),

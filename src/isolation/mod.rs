@@ -105,6 +105,13 @@ pub trait Isolation: Send + Sync {
     /// The backend's name as reports show it.
     fn name(&self) -> &'static str;
 
+    /// Whether the platform, not gpushare, sets up the sharing mode where the workers run
+    /// (a Kubernetes node's device plugin for pods that dial in): the runner then enters
+    /// no mode itself and records that the platform's was used.
+    fn mode_set_up_by_platform(&self) -> bool {
+        false
+    }
+
     /// Starts one worker speaking the protocol over the connection it returns.
     fn spawn<'a>(
         &'a self,

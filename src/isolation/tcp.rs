@@ -298,6 +298,12 @@ impl Isolation for TcpIsolation {
         }
     }
 
+    fn mode_set_up_by_platform(&self) -> bool {
+        // Remote workers run where the runner cannot start an MPS daemon or pick a MIG
+        // instance; `tcp-local` children share the runner's host, as processes do.
+        self.local_exe.is_none()
+    }
+
     fn spawn<'a>(
         &'a self,
         launch: &'a WorkerLaunch<'a>,

@@ -4,6 +4,7 @@ mod common;
 mod gpu_configs;
 mod gpu_probes;
 mod incomplete;
+mod k8s;
 // Its MPS client opens a CUDA context through cudarc directly.
 #[cfg(feature = "cuda")]
 mod gpu_sharing;
