@@ -14,6 +14,7 @@ pub mod isolation;
 pub mod kubernetes;
 pub mod limits;
 pub mod load;
+pub mod merge;
 pub mod metrics;
 pub mod monitor;
 pub mod report;

@@ -20,6 +20,8 @@ pub enum CliError {
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
     #[error(transparent)]
+    Merge(#[from] crate::merge::MergeError),
+    #[error(transparent)]
     Kubernetes(#[from] crate::kubernetes::KubernetesError),
     #[error("{0}")]
     Usage(String),
@@ -40,6 +42,8 @@ impl CliError {
             | CliError::Serve(_)
             | CliError::Load(_)
             | CliError::Kubernetes(_) => exit::ERROR,
+            CliError::Merge(crate::merge::MergeError::Store(_)) => exit::ERROR,
+            CliError::Merge(_) => exit::USAGE,
         }
     }
 }

@@ -6,6 +6,7 @@ mod doctor;
 mod error;
 mod k8s;
 mod list;
+mod merge;
 mod recommend;
 mod report;
 mod run;
@@ -81,6 +82,9 @@ pub enum Command {
     /// time, so queueing is counted) or closed loop, and report the latency distribution.
     #[command(after_help = crate::load::LOAD_AFTER_HELP)]
     Load(crate::load::LoadArgs),
+    /// Merge studies of one scenario from several nodes or hosts into one study: a row per
+    /// node and intervals across nodes, then the pooled report.
+    Merge(merge::MergeArgs),
     /// Kubernetes: render a scenario as manifests, or run it on a cluster with kubectl.
     K8s(k8s::K8sArgs),
     /// Internal: run one tenant, speaking the worker protocol on stdin/stdout, or over TCP
@@ -116,6 +120,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             | Command::Compare(_)
             | Command::Recommend(_)
             | Command::Doctor(_)
+            | Command::Merge(_)
             | Command::K8s(k8s::K8sArgs {
                 command: k8s::K8sCommand::Render(_)
             })
@@ -141,6 +146,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 crate::load::LoadStatus::BehindSchedule => ExitCode::from(exit::INVALID_RUN),
             })
             .map_err(CliError::from),
+        Command::Merge(args) => merge::run(args),
         Command::K8s(args) => k8s::run(args),
         Command::Worker(args) => worker::run(args),
     }

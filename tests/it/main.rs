@@ -9,6 +9,7 @@ mod k8s;
 #[cfg(feature = "cuda")]
 mod gpu_sharing;
 mod load;
+mod merge;
 mod pipeline;
 mod reports;
 mod scenario_numbers;
