@@ -6,6 +6,7 @@
 //! has the map.
 
 pub mod cli;
+pub mod cost;
 pub mod doctor;
 pub mod environment;
 pub mod errors;

@@ -2,6 +2,7 @@
 //! Handlers print results on stdout and progress on stderr, and return the exit code.
 
 mod compare;
+mod cost;
 mod doctor;
 mod error;
 mod k8s;
@@ -82,6 +83,9 @@ pub enum Command {
     /// time, so queueing is counted) or closed loop, and report the latency distribution.
     #[command(after_help = crate::load::LOAD_AFTER_HELP)]
     Load(crate::load::LoadArgs),
+    /// What a unit of each tenant's work costs under each mode of a study, at your GPU's
+    /// hourly price: per training epoch and per million inference requests.
+    Cost(cost::CostArgs),
     /// Merge studies of one scenario from several nodes or hosts into one study: a row per
     /// node and intervals across nodes, then the pooled report.
     Merge(merge::MergeArgs),
@@ -121,6 +125,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             | Command::Recommend(_)
             | Command::Doctor(_)
             | Command::Merge(_)
+            | Command::Cost(_)
             | Command::K8s(k8s::K8sArgs {
                 command: k8s::K8sCommand::Render(_)
             })
@@ -147,6 +152,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             })
             .map_err(CliError::from),
         Command::Merge(args) => merge::run(args),
+        Command::Cost(args) => cost::run(args),
         Command::K8s(args) => k8s::run(args),
         Command::Worker(args) => worker::run(args),
     }

@@ -1,6 +1,7 @@
 //! gpushare's integration tests: one binary, one module per area.
 
 mod common;
+mod cost;
 mod gpu_configs;
 mod gpu_probes;
 mod incomplete;
