@@ -148,6 +148,11 @@ fn workers_that_dial_in_serve_every_run_of_a_study() {
         runs.iter().all(|r| r["verdict"]["valid"] == true),
         "{runs:?}"
     );
+    // The runner entered no mode itself: the workers' platform set it up.
+    assert_eq!(
+        study["runs"][1]["mode_record"]["notes"][0],
+        "time-slicing: set up by the workers' platform (the node's device plugin), not by gpushare"
+    );
     // Once the runner is gone, each worker stops dialing and ends cleanly.
     for worker in workers {
         let (code, stderr) = stderr_of(worker);
