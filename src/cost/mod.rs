@@ -7,7 +7,10 @@
 //! item of tenant `i` costs `price x (NP_i / STP) / (3600 x T_i)` with `T_i` its shared
 //! throughput; this equals its exclusive cost divided by STP. Training tenants are priced
 //! per epoch (`epoch_items` items: ImageNet-1k's 1,281,167 training images unless told),
-//! every other tenant per million items (requests, sequences, steps).
+//! every other tenant per million items (requests, sequences, steps). Groups without a
+//! VALID run are left out, and so are open-loop tenants (a serving tenant paced by its
+//! offered load): their throughput is the load they were sent, not what the GPU gave
+//! them, so it prices nothing.
 //!
 //! **Invariant:** pure arithmetic over an analysis; the price is always the caller's.
 
@@ -53,7 +56,7 @@ pub struct CostRow {
 /// (no VALID exclusive baseline) is left out.
 pub fn cost_rows(analysis: &Analysis, pricing: &Pricing) -> Vec<CostRow> {
     let mut rows = vec![];
-    for group in &analysis.groups {
+    for group in analysis.groups.iter().filter(|g| !g.from_invalid) {
         let exclusive = group.mode == ModeSetting::Exclusive;
         let stp = if exclusive {
             Some(1.0)
@@ -68,7 +71,7 @@ pub fn cost_rows(analysis: &Analysis, pricing: &Pricing) -> Vec<CostRow> {
         } else {
             group.mode.to_string()
         };
-        for tenant in &group.tenants {
+        for tenant in group.tenants.iter().filter(|t| !t.open_loop) {
             let Some(throughput) = tenant.throughput_items_per_s.map(|e| e.mean) else {
                 continue;
             };
@@ -162,6 +165,8 @@ mod tests {
             workload: workload.into(),
             device: Device::Gpu,
             item: item.into(),
+            open_loop: false,
+            kept_up: None,
             throughput_items_per_s: est(t),
             np: np.and_then(est),
             p50_ms: None,
@@ -181,7 +186,9 @@ mod tests {
             n_runs: 3,
             n_valid: 3,
             tenants,
+            from_invalid: false,
             stp: stp.and_then(est),
+            stp_closed_loop: None,
             antt: None,
             fairness: None,
             util_gpu_pct: None,
