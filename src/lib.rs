@@ -6,13 +6,16 @@
 //! has the map.
 
 pub mod cli;
+pub mod cost;
 pub mod doctor;
 pub mod environment;
 pub mod errors;
 pub mod gpu;
 pub mod isolation;
+pub mod kubernetes;
 pub mod limits;
 pub mod load;
+pub mod merge;
 pub mod metrics;
 #[cfg(feature = "torch")]
 pub mod models;

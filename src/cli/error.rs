@@ -31,6 +31,10 @@ pub enum CliError {
     },
     #[error("drawing the live view in this terminal")]
     Terminal(#[source] std::io::Error),
+    #[error(transparent)]
+    Merge(#[from] crate::merge::MergeError),
+    #[error(transparent)]
+    Kubernetes(#[from] crate::kubernetes::KubernetesError),
     #[error("{0}")]
     Usage(String),
     #[error("starting the async runtime: {0}")]
@@ -67,7 +71,10 @@ impl CliError {
             | CliError::Monitor(_)
             | CliError::NoGpu(_)
             | CliError::Bind { .. }
-            | CliError::Terminal(_) => exit::ERROR,
+            | CliError::Terminal(_)
+            | CliError::Kubernetes(_) => exit::ERROR,
+            CliError::Merge(crate::merge::MergeError::Store(_)) => exit::ERROR,
+            CliError::Merge(_) => exit::USAGE,
         }
     }
 }

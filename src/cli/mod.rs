@@ -2,19 +2,22 @@
 //! Handlers print results on stdout and progress on stderr, and return the exit code.
 
 mod compare;
+mod cost;
 mod doctor;
 mod error;
 mod feasibility;
+mod k8s;
 mod list;
+mod merge;
 mod monitor;
 mod recommend;
 mod report;
 mod run;
 mod validate;
+mod worker;
 
 pub use error::CliError;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -86,11 +89,21 @@ pub enum Command {
     /// time, so queueing is counted) or closed loop, and report the latency distribution.
     #[command(after_help = crate::load::LOAD_AFTER_HELP)]
     Load(crate::load::LoadArgs),
-    /// Internal: run one tenant, speaking the worker protocol on stdin/stdout.
+    /// What a unit of each tenant's work costs under each mode of a study, at your GPU's
+    /// hourly price: per training epoch and per million inference requests.
+    Cost(cost::CostArgs),
+    /// Merge studies of one scenario from several nodes or hosts into one study: a row per
+    /// node and intervals across nodes, then the pooled report.
+    Merge(merge::MergeArgs),
+    /// Kubernetes: render a scenario as manifests, or run it on a cluster with kubectl.
+    K8s(k8s::K8sArgs),
+    /// Internal: run one tenant, speaking the worker protocol on stdin/stdout, or over TCP
+    /// with --connect.
     ///
-    /// Exit status: 0 done, 2 the workload failed, 3 protocol error, 4 the runner went away.
+    /// Exit status: 0 done, 2 the workload failed, 3 protocol error (or refused by the
+    /// runner), 4 the runner went away, 5 the runner could not be reached.
     #[command(hide = true)]
-    Worker,
+    Worker(worker::WorkerArgs),
     /// Removes a study's containers once the runner that started them is gone.
     #[command(hide = true)]
     ContainerJanitor(crate::isolation::container::janitor::JanitorArgs),
@@ -191,6 +204,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             | Command::Compare(_)
             | Command::Recommend(_)
             | Command::Doctor(_)
+            | Command::Merge(_)
+            | Command::Cost(_)
+            | Command::K8s(k8s::K8sArgs {
+                command: k8s::K8sCommand::Render(_)
+            })
     ) {
         quiet_on_closed_stdout();
     }
@@ -219,12 +237,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 .map_err(|e| CliError::Runner(crate::runner::RunnerError::from(e)))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Worker => match crate::worker::run() {
-            Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(err) => {
-                let _ = writeln!(std::io::stderr(), "gpushare worker: {err}");
-                Ok(ExitCode::from(err.exit_code()))
-            }
-        },
+        Command::Merge(args) => merge::run(args),
+        Command::Cost(args) => cost::run(args),
+        Command::K8s(args) => k8s::run(args),
+        Command::Worker(args) => worker::run(args),
     }
 }

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::feasibility::FeasibilityArgs;
 use super::{exit, CliError};
-use crate::isolation::{ContainerIsolation, Isolation, ProcessIsolation};
+use crate::isolation::{ContainerIsolation, Isolation, ProcessIsolation, TcpIsolation};
 use crate::limits;
 use crate::metrics;
 use crate::monitor::MonitorConfig;
@@ -60,6 +60,94 @@ pub struct RunArgs {
     pub monitor_slow_interval_ms: u64,
     #[command(flatten)]
     pub feasibility: FeasibilityArgs,
+    /// Run only the modes named here (comma-separated: `exclusive,time-slicing`), as a
+    /// Kubernetes runner does on the node whose device plugin provides them.
+    #[arg(long, value_delimiter = ',', value_name = "MODE,...")]
+    pub modes: Vec<String>,
+    /// After the study, print run.json on stdout as one line (gzip, base64, after the
+    /// marker `GPUSHARE_STUDY_GZ_BASE64`) instead of the report: how a runner pod hands
+    /// its study to `gpushare k8s run` through its log.
+    #[arg(long, hide = true)]
+    pub study_to_stdout: bool,
+    /// Where the `tcp` backend listens for workers [default: 0.0.0.0:7070; tcp-local:
+    /// 127.0.0.1 on a free port].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// The token `tcp` workers must present (required with `--isolation tcp`).
+    #[arg(long, env = "GPUSHARE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Builds the backend; TCP ones listen and containers reach the engine at once, so this
+/// runs inside the runtime.
+async fn isolation(
+    args: &RunArgs,
+    scenario: &scenario::Scenario,
+    out_dir: &Path,
+) -> Result<Box<dyn Isolation>, CliError> {
+    let accept_timeout =
+        std::time::Duration::try_from_secs_f64(scenario.run.ready_timeout_s.max(0.0))
+            .unwrap_or(std::time::Duration::MAX);
+    Ok(match scenario.run.isolation {
+        IsolationKind::Process => {
+            Box::new(ProcessIsolation::new(None).map_err(runner::RunnerError::from)?)
+        }
+        IsolationKind::Container => {
+            let settings = scenario.container.clone().unwrap_or_default();
+            let study_id = out_dir
+                .file_name()
+                .map_or_else(|| "study".into(), |n| n.to_string_lossy().into_owned());
+            let (isolation, removed) = ContainerIsolation::connect(settings, &study_id, None)
+                .await
+                .map_err(runner::RunnerError::from)?;
+            for line in &removed {
+                runner::say(&format!(
+                    "removed container {line}: left by a gpushare run that ended without cleaning up"
+                ));
+            }
+            Box::new(isolation)
+        }
+        IsolationKind::Tcp => {
+            let token = match args.token.as_deref() {
+                Some(token) if !token.is_empty() => token.to_string(),
+                _ => {
+                    return Err(CliError::Usage(
+                        "--isolation tcp needs a token: pass --token or set GPUSHARE_TOKEN".into(),
+                    ))
+                }
+            };
+            let addr = args.listen.as_deref().unwrap_or("0.0.0.0:7070");
+            let tcp = TcpIsolation::listen(addr, token, accept_timeout, None)
+                .await
+                .map_err(runner::RunnerError::from)?;
+            runner::say(&format!(
+                "workers dial {} (--isolation tcp)",
+                tcp.local_addr()
+            ));
+            Box::new(tcp)
+        }
+        IsolationKind::TcpLocal => {
+            let exe = std::env::current_exe().map_err(|e| {
+                runner::RunnerError::from(crate::isolation::IsolationError::CurrentExe(e))
+            })?;
+            let token = args.token.clone().unwrap_or_else(random_token);
+            let addr = args.listen.as_deref().unwrap_or("127.0.0.1:0");
+            Box::new(
+                TcpIsolation::listen(addr, token, accept_timeout, Some(exe))
+                    .await
+                    .map_err(runner::RunnerError::from)?,
+            )
+        }
+    })
+}
+
+/// A fresh token for workers this runner starts itself.
+pub(super) fn random_token() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
+        .collect()
 }
 
 /// A clap parser for a number of milliseconds in `limit`.
@@ -101,7 +189,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     if let Some(isolation) = args.isolation {
         scenario.run.isolation = isolation;
     }
-    let plan = Plan::expand(&scenario);
+    let mut plan = Plan::expand(&scenario);
+    if !args.modes.is_empty() {
+        let known: Vec<&str> = scenario.modes.iter().map(|m| m.name()).collect();
+        if let Some(unknown) = args.modes.iter().find(|m| !known.contains(&m.as_str())) {
+            return Err(CliError::Usage(format!(
+                "--modes names `{unknown}`, which the scenario does not have (it has: {})",
+                known.join(", ")
+            )));
+        }
+        plan.runs
+            .retain(|r| args.modes.iter().any(|m| m == r.mode.name()));
+    }
     let calibration = args.feasibility.load_calibration()?;
     args.feasibility
         .check(&scenario, &plan, calibration.as_ref())?;
@@ -114,7 +213,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     }
     // What this host and build lack fails every run: refuse before the first, with the fix.
-    crate::doctor::check_scenario(&scenario, &crate::doctor::diagnose())?;
+    // Workers that dial in run elsewhere (pods on a GPU node): this host needs nothing.
+    if scenario.run.isolation != IsolationKind::Tcp {
+        crate::doctor::check_scenario(&scenario, &crate::doctor::diagnose())?;
+    }
     let out_dir = match &args.out {
         Some(dir) => dir.clone(),
         None => default_out_dir(&scenario.name),
@@ -126,26 +228,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         )));
     }
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
-    let isolation: Box<dyn Isolation> = match scenario.run.isolation {
-        IsolationKind::Process => {
-            Box::new(ProcessIsolation::new(None).map_err(runner::RunnerError::from)?)
-        }
-        IsolationKind::Container => {
-            let settings = scenario.container.clone().unwrap_or_default();
-            let study_id = out_dir
-                .file_name()
-                .map_or_else(|| "study".into(), |n| n.to_string_lossy().into_owned());
-            let (isolation, removed) = runtime
-                .block_on(ContainerIsolation::connect(settings, &study_id, None))
-                .map_err(runner::RunnerError::from)?;
-            for line in &removed {
-                eprintln!(
-                    "removed container {line}: left by a gpushare run that ended without cleaning up"
-                );
-            }
-            Box::new(isolation)
-        }
-    };
+    let isolation = runtime.block_on(isolation(&args, &scenario, &out_dir))?;
     let progress = Progress::new(plan.runs.len());
     progress.note(&format!(
         "running `{}` from {}: {} run(s), about {}, writing {}",
@@ -172,8 +255,23 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         },
         &progress,
     ))?;
-    // run.json is written; a reader that went away loses only the printed report.
-    let _ = write!(std::io::stdout(), "{}", report::render(&study, args.format));
+    if args.study_to_stdout {
+        let path = out_dir.join(store::RUN_FILE);
+        let json = std::fs::read_to_string(&path).map_err(|source| {
+            crate::results::store::StoreError::Read {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            crate::kubernetes::transfer::encode(&json)
+        );
+    } else {
+        // run.json is written; a reader that went away loses only the printed report.
+        let _ = write!(std::io::stdout(), "{}", report::render(&study, args.format));
+    }
     runner::say(&format!(
         "results: {} (re-render with `gpushare report {}`)",
         out_dir.join(store::RUN_FILE).display(),

@@ -1,12 +1,14 @@
-//! Isolation backends: how a tenant's worker is started (a process, a container, later a
-//! Kubernetes pod). A backend turns a launch request into a connection whose two streams
-//! carry the worker protocol; it knows nothing about workloads.
+//! Isolation backends: how a tenant's worker is started (a process, a container, a worker
+//! that dials in over TCP). A backend turns a launch request into a connection whose two
+//! streams carry the worker protocol; it knows nothing about workloads.
 
 pub mod container;
 mod process;
+mod tcp;
 
 pub use container::ContainerIsolation;
 pub use process::ProcessIsolation;
+pub use tcp::TcpIsolation;
 
 /// For `pre_exec` in a child gpushare starts and owns (a worker, a load generator): asks
 /// the kernel to SIGKILL the child when the thread that started it dies, so a runner or
@@ -97,6 +99,23 @@ pub enum IsolationError {
     },
     #[error("starting the container janitor: {0}")]
     StartJanitor(std::io::Error),
+    #[error("listening for workers on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "waiting for the worker of tenant `{tenant}` to connect to {addr}: none joined within {timeout_s} s{refused}"
+    )]
+    NoWorker {
+        tenant: String,
+        addr: std::net::SocketAddr,
+        timeout_s: f64,
+        /// `; refused: ...` with the connections turned away, or empty.
+        refused: String,
+    },
+    #[error("waiting for the worker of tenant `{tenant}` to connect: it exited first ({status})")]
+    ExitedBeforeJoining { tenant: String, status: String },
 }
 
 /// A way to start workers.
@@ -107,6 +126,13 @@ pub trait Isolation: Send + Sync {
     /// The engine and images a container backend runs, for the study's environment.
     fn container_environment(&self) -> Option<crate::environment::ContainerEnvironment> {
         None
+    }
+
+    /// Whether the platform, not gpushare, sets up the sharing mode where the workers run
+    /// (a Kubernetes node's device plugin for pods that dial in): the runner then enters
+    /// no mode itself and records that the platform's was used.
+    fn mode_set_up_by_platform(&self) -> bool {
+        false
     }
 
     /// Starts one worker speaking the protocol over the connection it returns.

@@ -93,7 +93,11 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
     };
     // Entering and leaving a mode can wait on a daemon for seconds; block_in_place keeps
     // the runtime's other tasks (the signal listener) running meanwhile.
-    let entered = tokio::task::block_in_place(|| sharing::enter(&run.mode, &context));
+    let entered = if ctx.isolation.mode_set_up_by_platform() {
+        Ok(sharing::set_up_by_platform(&run.mode, &context))
+    } else {
+        tokio::task::block_in_place(|| sharing::enter(&run.mode, &context))
+    };
     let guard = match entered {
         Ok(guard) => guard,
         Err(err) => {

@@ -32,6 +32,12 @@ pub enum IsolationKind {
     Process,
     /// A container per tenant on the Docker engine (`DOCKER_HOST`).
     Container,
+    /// Workers that dial the runner over TCP with a token (pods on Kubernetes); the
+    /// runner enters no sharing mode itself: the node's device plugin provides it.
+    Tcp,
+    /// Children of the runner that dial back over loopback: the TCP transport on one host.
+    #[serde(rename = "tcp-local")]
+    TcpLocal,
 }
 
 impl IsolationKind {
@@ -39,6 +45,8 @@ impl IsolationKind {
         match self {
             IsolationKind::Process => "process",
             IsolationKind::Container => "container",
+            IsolationKind::Tcp => "tcp",
+            IsolationKind::TcpLocal => "tcp-local",
         }
     }
 

@@ -12,6 +12,7 @@ pub mod mig_profiles;
 pub mod mps;
 mod mps_janitor;
 mod plain;
+mod platform;
 mod procs;
 
 pub use error::SharingError;
@@ -172,6 +173,12 @@ pub fn enter(
         ModeSetting::Mps(mps) => Box::new(MpsGuard::enter(mps, context)?),
         ModeSetting::Mig(mig) => Box::new(MigGuard::enter(mig, context)?),
     })
+}
+
+/// A mode the platform set up where the workers run (a Kubernetes node's device plugin):
+/// nothing to enter or undo here; the record says whose set-up it was.
+pub fn set_up_by_platform(setting: &ModeSetting, context: &ModeContext) -> Box<dyn ModeGuard> {
+    Box::new(platform::PlatformGuard::new(setting, context))
 }
 
 /// The worker's entry, or the error naming how many there are.

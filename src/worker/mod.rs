@@ -1,9 +1,15 @@
 //! The hidden `gpushare worker` subcommand: runs one tenant's workload in its own process
-//! and speaks the [`protocol`] with the runner.
+//! and speaks the [`protocol`] with the runner, on stdin/stdout (a child of the runner) or
+//! over a TCP connection it dials (`dial.rs`: a pod on Kubernetes, `tcp-local` tests).
 //!
-//! **Invariant:** stdout carries protocol lines only; everything human goes to stderr.
+//! **Invariant:** the protocol stream carries protocol lines only (stdout, when that is
+//! the stream); everything human goes to stderr. Nothing is measured before Go arrives,
+//! whatever the transport.
 
+mod dial;
 pub mod protocol;
+
+pub use dial::{run_connected, DialOptions};
 
 use std::io::{BufRead, Write};
 use std::sync::mpsc;
@@ -29,6 +35,15 @@ pub enum WorkerError {
     Write(#[from] std::io::Error),
     #[error("waiting for Go: the runner closed the connection")]
     RunnerGone,
+    #[error("connecting to the runner at {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("joining the runner at {addr}: it refused this worker: {reason}")]
+    Refused { addr: String, reason: String },
+    #[error("joining the runner at {addr}: {reason}")]
+    Handshake { addr: String, reason: String },
 }
 
 impl WorkerError {
@@ -36,8 +51,12 @@ impl WorkerError {
     pub fn exit_code(&self) -> u8 {
         match self {
             WorkerError::Workload(_) => 2,
-            WorkerError::Start(_) | WorkerError::Protocol(_) => 3,
+            WorkerError::Start(_)
+            | WorkerError::Protocol(_)
+            | WorkerError::Refused { .. }
+            | WorkerError::Handshake { .. } => 3,
             WorkerError::Write(_) | WorkerError::RunnerGone => 4,
+            WorkerError::Connect { .. } => 5,
         }
     }
 }
@@ -53,24 +72,41 @@ pub fn warmup(spec: &protocol::WorkerSpec) -> Result<Duration, WorkerError> {
 
 /// Runs a worker on this process's stdin and stdout until the runner says Stop.
 pub fn run() -> Result<(), WorkerError> {
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
-    let first = lines
-        .next()
-        .ok_or_else(|| WorkerError::Start("stdin closed before the start message".into()))?
+    // One reader for the whole session: the Start line and the Go/Stop thread share its
+    // buffer.
+    run_on(
+        std::io::BufReader::new(std::io::stdin()),
+        std::io::stdout().lock(),
+    )
+}
+
+/// Runs a worker on any pair of streams (stdin/stdout, a TCP connection's halves) until
+/// the runner says Stop. Commands are read from `from_runner`, protocol lines written to
+/// `to_runner`.
+pub fn run_on(
+    mut from_runner: impl BufRead + Send + 'static,
+    mut to_runner: impl Write,
+) -> Result<(), WorkerError> {
+    let mut first = String::new();
+    let n = from_runner
+        .read_line(&mut first)
         .map_err(|e| WorkerError::Start(e.to_string()))?;
-    let spec = match protocol::decode_to_worker(&first)? {
+    if n == 0 {
+        return Err(WorkerError::Start(
+            "the runner closed the connection before the start message".into(),
+        ));
+    }
+    let spec = match protocol::decode_to_worker(first.trim_end())? {
         ToWorker::Start { spec, .. } => spec,
         other => return Err(WorkerError::Start(format!("expected start, got {other:?}"))),
     };
-    drop(lines);
 
-    let mut out = std::io::stdout().lock();
-    let result = serve(&spec, &mut out);
+    let out = &mut to_runner;
+    let result = serve(&spec, from_runner, out);
     if let Err(WorkerError::Workload(err)) = &result {
         // Best effort: the runner also sees the exit status and stderr.
         let _ = send(
-            &mut out,
+            out,
             &FromWorker::Error {
                 v: VERSION,
                 message: err.to_string(),
@@ -80,7 +116,11 @@ pub fn run() -> Result<(), WorkerError> {
     result
 }
 
-fn serve(spec: &protocol::WorkerSpec, out: &mut impl Write) -> Result<(), WorkerError> {
+fn serve(
+    spec: &protocol::WorkerSpec,
+    from_runner: impl BufRead + Send + 'static,
+    out: &mut impl Write,
+) -> Result<(), WorkerError> {
     let prepare_start = Instant::now();
     let mut workload = workload::build(&spec.workload, &spec.params, spec.seed)?;
     workload.prepare(warmup(spec)?)?;
@@ -92,7 +132,7 @@ fn serve(spec: &protocol::WorkerSpec, out: &mut impl Write) -> Result<(), Worker
         },
     )?;
 
-    let control = Control::listen();
+    let control = Control::listen(from_runner);
     let Some(go_at) = control.wait_for_go()? else {
         // Stopped before Go (another tenant failed, or the study was interrupted):
         // nothing was measured.
@@ -178,7 +218,7 @@ fn send(out: &mut impl Write, msg: &FromWorker) -> Result<(), WorkerError> {
 }
 
 /// Go and Stop from the runner, read on a thread of their own so a step never waits on
-/// stdin and Stop is timestamped when it arrives, not when the step ends.
+/// the stream and Stop is timestamped when it arrives, not when the step ends.
 struct Control {
     /// Go's arrival time, or `None` when Stop came first.
     go: mpsc::Receiver<Result<Option<Instant>, WorkerError>>,
@@ -186,12 +226,12 @@ struct Control {
 }
 
 impl Control {
-    fn listen() -> Control {
+    fn listen(from_runner: impl BufRead + Send + 'static) -> Control {
         let (go_tx, go) = mpsc::channel();
         let stop = Arc::new(OnceLock::new());
         let stop_writer = Arc::clone(&stop);
         std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines() {
+            for line in from_runner.lines() {
                 let Ok(line) = line else { break };
                 match protocol::decode_to_worker(&line) {
                     Ok(ToWorker::Go { .. }) => {
@@ -209,11 +249,11 @@ impl Control {
                     }
                 }
             }
-            // The runner is gone (stdin closed without Stop): a worker must never outlive
-            // it, so leave now rather than finish the window.
+            // The runner is gone (its stream closed without Stop): a worker must never
+            // outlive it, so leave now rather than finish the window.
             let _ = writeln!(
                 std::io::stderr(),
-                "gpushare worker: the runner closed stdin; exiting"
+                "gpushare worker: the runner closed the connection; exiting"
             );
             std::process::exit(4);
         });

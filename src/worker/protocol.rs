@@ -71,6 +71,35 @@ pub struct StepSample {
     pub failed: u64,
 }
 
+/// The first line a worker that dials the runner (the TCP transport) sends, before any
+/// [`ToWorker`] line: who it is and the study's shared secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "msg", rename_all = "snake_case")]
+pub enum Handshake {
+    Hello {
+        v: u32,
+        /// The study's token; the runner refuses a worker without the right one.
+        token: String,
+        /// The tenant instance this worker runs (`train`, `infer-1`).
+        tenant: String,
+    },
+}
+
+/// The runner's answer to a [`Handshake`]; after `accepted`, the stream carries the
+/// protocol as on stdin/stdout, starting with Start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "msg", rename_all = "snake_case")]
+pub enum HandshakeReply {
+    Accepted {
+        v: u32,
+    },
+    Refused {
+        v: u32,
+        /// Why, for the worker's stderr (`wrong token`, `protocol version 2`).
+        reason: String,
+    },
+}
+
 /// What a worker reports once it has stopped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerSummary {

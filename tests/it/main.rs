@@ -3,14 +3,17 @@
 mod cli_usage;
 mod common;
 mod containers;
+mod cost;
 mod feasibility;
 mod gpu_configs;
 mod gpu_probes;
 mod incomplete;
+mod k8s;
 // Its MPS client opens a CUDA context through cudarc directly.
 #[cfg(feature = "cuda")]
 mod gpu_sharing;
 mod load;
+mod merge;
 mod monitor;
 mod pipeline;
 mod readme_figures;
@@ -25,6 +28,7 @@ mod serve_tenant;
 mod serve_torch;
 mod sharing_mps;
 mod support;
+mod tcp_transport;
 #[cfg(feature = "torch")]
 mod torch_models;
 mod worker_failures;
