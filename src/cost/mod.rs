@@ -111,7 +111,7 @@ pub fn cost_rows(analysis: &Analysis, pricing: &Pricing) -> Vec<CostRow> {
 }
 
 fn per_label(n: u64) -> String {
-    if n % 1_000_000 == 0 {
+    if n.is_multiple_of(1_000_000) {
         format!("{}M", n / 1_000_000)
     } else {
         n.to_string()
