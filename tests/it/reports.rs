@@ -151,6 +151,34 @@ fn recommend_names_a_mode_for_every_h200_study() {
             Some("mps"),
         ),
         ("2026-11-29-torch/overhead", "exclusive", None),
+        (
+            "2026-12-02-bench-mps/bench-mps-20261202-024311",
+            "mps(atp=50)",
+            Some("exclusive"),
+        ),
+        (
+            "2026-12-02-bench-mps/bench-mps-gpt2-train-vit-infer-20261202-025030",
+            "mps",
+            Some("mps(atp=50)"),
+        ),
+        (
+            "2026-12-02-bench-mps/bench-mps-resnet50-train-bert-infer-20261202-024837",
+            "mps(atp=50)",
+            Some("mps"),
+        ),
+        (
+            "2026-12-02-bench-mps/bench-mps-resnet50-train-x2-20261202-024613",
+            "mps",
+            Some("mps(atp=50)"),
+        ),
+        // Sweeps: one recommendation per configuration; these are the first's.
+        (
+            "2026-12-02-measure/interval",
+            "exclusive",
+            Some("exclusive"),
+        ),
+        ("2026-12-02-measure/occupancy", "mps", Some("time-slicing")),
+        ("2026-12-02-measure/scaling", "exclusive", Some("mps")),
     ];
     let mut found = vec![];
     for entry in walk(&root().join("results/h200")) {
@@ -165,8 +193,10 @@ fn recommend_names_a_mode_for_every_h200_study() {
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let text = stdout(&out);
+        // A sweep names its configuration before the figures: `Choose **mps** (c0 ...): STP`.
         assert!(
-            text.contains(&format!("Choose **{choice}**: STP ")),
+            text.contains(&format!("Choose **{choice}**: STP "))
+                || text.contains(&format!("Choose **{choice}** (c0 ")),
             "{study}: {text}"
         );
         match runner_up {
