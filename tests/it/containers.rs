@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use gpushare::scenario::{self, ScenarioError};
 use serde_json::Value;
 
-use crate::common::{gpushare, quick_scenario, stderr, stdout, write_scenario};
+use crate::common::{gpushare, quick_scenario, root, stderr, stdout, write_scenario};
 
 /// The label every container of a study carries.
 const STUDY_LABEL: &str = "gpushare.study";
@@ -78,10 +78,32 @@ impl Drop for Study {
     }
 }
 
-/// Fails with the command to run unless the test image holds this very binary.
+/// The label the test image carries: the SHA-256 of the gpushare binary it holds.
+fn test_image_stamp(image: &str) -> Option<String> {
+    let output = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"gpushare.binary\"}}",
+        ])
+        .arg(image)
+        .output()
+        .expect("the docker CLI runs");
+    output
+        .status
+        .success()
+        .then(|| stdout(&output).trim().to_string())
+}
+
+/// Makes sure the test image holds this very binary: builds it with
+/// `scripts/build-test-image.sh` when it is missing or holds another build (the tests of
+/// this group run one at a time, so one of them builds it and the rest find it current),
+/// and fails with the command to run if that does not work.
 fn require_test_image() {
+    let binary = env!("CARGO_BIN_EXE_gpushare");
     let hash = Command::new("sha256sum")
-        .arg(env!("CARGO_BIN_EXE_gpushare"))
+        .arg(binary)
         .output()
         .expect("sha256sum runs");
     let stamp = stdout(&hash)
@@ -90,18 +112,16 @@ fn require_test_image() {
         .unwrap_or("")
         .to_string();
     let image = format!("gpushare-test:{}", env!("CARGO_PKG_VERSION"));
-    let output = Command::new("docker")
-        .args([
-            "image",
-            "inspect",
-            "--format",
-            "{{index .Config.Labels \"gpushare.binary\"}}",
-        ])
-        .arg(&image)
-        .output()
-        .expect("the docker CLI runs");
-    assert!(
-        output.status.success() && stdout(&output).trim() == stamp,
+    if test_image_stamp(&image).as_deref() != Some(stamp.as_str()) {
+        let built = Command::new(root().join("scripts/build-test-image.sh"))
+            .arg(binary)
+            .output()
+            .expect("scripts/build-test-image.sh runs");
+        assert!(built.status.success(), "{}", stderr(&built));
+    }
+    assert_eq!(
+        test_image_stamp(&image).as_deref(),
+        Some(stamp.as_str()),
         "{image} is missing or holds another build of gpushare: run `scripts/build-test-image.sh` \
          (after `cargo build`) before these tests"
     );
