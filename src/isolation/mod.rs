@@ -23,6 +23,21 @@ pub(crate) fn die_with_parent() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes `cmd` a worker the runner owns: a process group of its own keeps a terminal's
+/// Ctrl-C away from it (the runner receives it and stops workers in order, recording what
+/// they had measured), and the kernel kills it if the runner dies without cleaning up
+/// (SIGKILL). Workers also exit when their protocol stream closes; this covers one stuck
+/// in a step.
+pub(crate) fn own_worker(cmd: &mut tokio::process::Command) {
+    #[cfg(unix)]
+    cmd.process_group(0);
+    #[cfg(target_os = "linux")]
+    // SAFETY: die_with_parent is async-signal-safe (one prctl call).
+    unsafe {
+        cmd.pre_exec(die_with_parent);
+    }
+}
+
 use std::future::Future;
 use std::pin::Pin;
 

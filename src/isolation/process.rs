@@ -36,18 +36,7 @@ impl ProcessIsolation {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        // A group of its own keeps a terminal's Ctrl-C away from the workers: the runner
-        // receives it and stops them in order, recording what they had measured.
-        #[cfg(unix)]
-        cmd.process_group(0);
-        // If the runner dies without cleaning up (SIGKILL), the kernel kills the worker
-        // too. Workers also exit when their stdin closes; this covers a worker stuck in a
-        // step.
-        #[cfg(target_os = "linux")]
-        // SAFETY: die_with_parent is async-signal-safe (one prctl call).
-        unsafe {
-            cmd.pre_exec(super::die_with_parent);
-        }
+        super::own_worker(&mut cmd);
         cmd
     }
 }

@@ -124,15 +124,7 @@ impl TcpIsolation {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        // As with the process backend: away from the terminal's Ctrl-C, and killed by the
-        // kernel if the runner dies without cleaning up.
-        #[cfg(unix)]
-        cmd.process_group(0);
-        #[cfg(target_os = "linux")]
-        // SAFETY: die_with_parent is async-signal-safe (one prctl call).
-        unsafe {
-            cmd.pre_exec(super::die_with_parent);
-        }
+        super::own_worker(&mut cmd);
         cmd.spawn().map_err(|source| IsolationError::SpawnProcess {
             tenant: launch.tenant.to_string(),
             source,
