@@ -52,6 +52,9 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a line of text")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="after the timed steps, profile STEPS more with torch.profiler and add "
+                        "the GPU's busy fraction, kernels per step and the top kernels")
     return p.parse_args(argv)
 
 
@@ -193,6 +196,8 @@ def main(argv):
                                     if args.model == "gpt2-small" and elapsed_s > 0 else None),
         "memory_peak_bytes": torch.cuda.max_memory_allocated(device) if is_cuda else None,
     }
+    if args.profile:
+        result["profile"] = profile(step, args.profile)
     if args.json:
         print(json.dumps(result))
     else:
@@ -200,6 +205,40 @@ def main(argv):
               f"{result['throughput_items_per_s']:.1f} {result['item_name']}/s, "
               f"median step {result['step_ms_median']:.2f} ms")
     return 0
+
+
+def profile(step, steps):
+    """GPU busy time (the union of kernel intervals) over wall time for `steps` steps, the
+    kernels launched per step, and the kernels that take the most time. A busy fraction
+    near 1 means the step is bound by its kernels: a runtime with less host overhead per
+    launch cannot make it faster, only different kernels can."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with torch_profile(activities=activities) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        wall_s = time.perf_counter() - start
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    spans = sorted((e.time_range.start, e.time_range.end) for e in kernels)
+    busy_us, end = 0.0, float("-inf")
+    for s, e in spans:
+        if e > end:
+            busy_us += e - max(s, end)
+            end = e
+    by_name = {}
+    for e in kernels:
+        by_name[e.name] = by_name.get(e.name, 0.0) + e.time_range.elapsed_us()
+    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:8]
+    return {
+        "steps": steps,
+        "wall_ms_per_step": wall_s * 1e3 / steps,
+        "gpu_busy_ms_per_step": busy_us / 1e3 / steps,
+        "gpu_busy_fraction": busy_us / 1e6 / wall_s if wall_s > 0 else None,
+        "kernels_per_step": len(kernels) / steps,
+        "top_kernels_ms_per_step": [[name[:80], us / 1e3 / steps] for name, us in top],
+    }
 
 
 if __name__ == "__main__":

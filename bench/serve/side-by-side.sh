@@ -15,8 +15,9 @@
 # Environment (defaults in brackets): MODELS ["resnet50 bert-base"], BATCH [32],
 # PRECISION [bf16], REPS [3], SATURATION_S [8] seconds per saturation and infer.batch
 # window, WARMUP_S [3] infer.batch warm-up, LATENCY_S [8] per P99 run, THREADS [8]
-# generator threads, SAT_CONNECTIONS [4 x BATCH] closed-loop clients (enough to keep a
-# batch running, one assembled and the next one queueing), DEVICE [cuda]; TINY=1 serves
+# generator threads, RESNET_BODIES ["f32 u8"] resnet50's body kinds, SAT_CONNECTIONS
+# [4 x BATCH] closed-loop clients (enough to keep a batch running, one assembled and the
+# next one queueing), DEVICE [cuda]; TINY=1 serves
 # and runs the tiny models (with DEVICE=cpu, a small BATCH and short windows it checks
 # this script without a GPU).
 # About 6 minutes on the H200 with the defaults. Raw results go to
@@ -27,7 +28,7 @@
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
-    sed -n '2,26p' "$0" >&2
+    sed -n '2,27p' "$0" >&2
     exit 2
 fi
 gpushare=$1
@@ -106,7 +107,7 @@ PY
 
 bodies_of() {
     case "$1" in
-        resnet50) echo "f32 u8" ;;
+        resnet50) echo "${RESNET_BODIES:-f32 u8}" ;;
         bert-base) echo "i64" ;;
         *) echo "h200 side-by-side: unknown model $1 (resnet50 or bert-base)" >&2; exit 2 ;;
     esac
@@ -194,11 +195,14 @@ saturate() {
 
 for rep in $(seq 1 "${reps}"); do
     for model in ${models}; do
-        echo "== rep ${rep}/${reps}: ${model} (infer.batch, then serve with $(bodies_of "${model}") bodies), $(($(date +%s) - started_at)) s so far" >&2
-        infer_batch "${model}" "${rep}"
+        # Odd repetitions run infer.batch first, even ones last, so a drift of the GPU
+        # or the host over the call favours neither side of the ratio.
+        echo "== rep ${rep}/${reps}: ${model} (infer.batch and serve with $(bodies_of "${model}") bodies), $(($(date +%s) - started_at)) s so far" >&2
+        if ((rep % 2 == 1)); then infer_batch "${model}" "${rep}"; fi
         for body in $(bodies_of "${model}"); do
             saturate "${model}" "${body}" "${rep}"
         done
+        if ((rep % 2 == 0)); then infer_batch "${model}" "${rep}"; fi
     done
 done
 
