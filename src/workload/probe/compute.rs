@@ -39,7 +39,8 @@ impl ComputeKernel {
     }
 
     /// The same with the launch shape `occupancy` asks for: the blocks `fma_chains` fits,
-    /// or every thread slot of every SM with `fma_chains_full`.
+    /// or every thread slot of every SM with `fma_chains_full` (computing) or
+    /// `fma_chains_hold` (the same results, mostly waiting).
     pub fn with_occupancy(
         gpu: &Arc<Gpu>,
         seed: u64,
@@ -51,9 +52,14 @@ impl ComputeKernel {
                 let blocks = gpu.resident_blocks(&function)?;
                 (function, blocks)
             }
-            Occupancy::Full => {
-                let function = gpu.function(kernels::FMA_CHAINS_FULL)?;
-                let blocks = gpu.full_blocks(&function, kernels::FMA_CHAINS_FULL)?;
+            Occupancy::Full | Occupancy::Hold => {
+                let kernel = if occupancy == Occupancy::Full {
+                    kernels::FMA_CHAINS_FULL
+                } else {
+                    kernels::FMA_CHAINS_HOLD
+                };
+                let function = gpu.function(kernel)?;
+                let blocks = gpu.full_blocks(&function, kernel)?;
                 (function, blocks)
             }
         };

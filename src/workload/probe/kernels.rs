@@ -7,6 +7,7 @@
 /// Names of the kernels in [`SOURCE`], as `extern "C"` symbols.
 pub(crate) const FMA_CHAINS: &str = "fma_chains";
 pub(crate) const FMA_CHAINS_FULL: &str = "fma_chains_full";
+pub(crate) const FMA_CHAINS_HOLD: &str = "fma_chains_hold";
 pub(crate) const COPY_F4: &str = "copy_f4";
 pub(crate) const COPY_F4_FULL: &str = "copy_f4_full";
 
@@ -41,6 +42,10 @@ pub(crate) const BLOCK_THREADS: u32 = 256;
 /// - `fma_chains_full`, `copy_f4_full`: the same bodies with `__launch_bounds__(256,
 ///   GPUSHARE_FULL_BLOCKS_PER_SM)`, which makes the compiler keep registers low enough
 ///   that every thread slot of an SM can be resident at once (`occupancy = "full"`).
+/// - `fma_chains_hold`: the full variant's grid and results, but after each iteration's
+///   rounds every thread waits on the GPU's global timer until 2 us have passed since the
+///   iteration began: the blocks hold every thread slot for the launch while mostly
+///   waiting, as a persistent kernel polling a flag does (`occupancy = "hold"`).
 /// - `fill_pattern`: writes a non-zero, index-dependent pattern (never time on zeros).
 /// - `touch`: the latency probe's tiny kernel: one warp writes one word each.
 pub(crate) const SOURCE: &str = r#"
@@ -48,8 +53,15 @@ pub(crate) const SOURCE: &str = r#"
 #define GPUSHARE_FULL_BLOCKS_PER_SM 8
 #endif
 
+__device__ __forceinline__ unsigned long long global_ns() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
 __device__ __forceinline__ void
-fma_chains_body(float* __restrict__ out, float a, float b, unsigned int iters) {
+fma_chains_body(float* __restrict__ out, float a, float b, unsigned int iters,
+                unsigned long long hold_ns) {
     const unsigned int tid = blockIdx.x * blockDim.x + threadIdx.x;
     const float x_init = (float)(tid & 1023u) * 0.0009765625f;
     float x0 = x_init;
@@ -61,6 +73,7 @@ fma_chains_body(float* __restrict__ out, float a, float b, unsigned int iters) {
     float x6 = x_init + 0.75f;
     float x7 = x_init + 0.875f;
     for (unsigned int i = 0; i < iters; ++i) {
+        const unsigned long long began = hold_ns ? global_ns() : 0;
 #pragma unroll
         for (int r = 0; r < 16; ++r) {
             x0 = fmaf(x0, a, b);
@@ -72,18 +85,27 @@ fma_chains_body(float* __restrict__ out, float a, float b, unsigned int iters) {
             x6 = fmaf(x6, a, b);
             x7 = fmaf(x7, a, b);
         }
+        if (hold_ns) {
+            while (global_ns() - began < hold_ns) {
+            }
+        }
     }
     out[tid] = ((((((x0 + x1) + x2) + x3) + x4) + x5) + x6) + x7;
 }
 
 extern "C" __global__ void __launch_bounds__(256)
 fma_chains(float* __restrict__ out, float a, float b, unsigned int iters) {
-    fma_chains_body(out, a, b, iters);
+    fma_chains_body(out, a, b, iters, 0);
 }
 
 extern "C" __global__ void __launch_bounds__(256, GPUSHARE_FULL_BLOCKS_PER_SM)
 fma_chains_full(float* __restrict__ out, float a, float b, unsigned int iters) {
-    fma_chains_body(out, a, b, iters);
+    fma_chains_body(out, a, b, iters, 0);
+}
+
+extern "C" __global__ void __launch_bounds__(256, GPUSHARE_FULL_BLOCKS_PER_SM)
+fma_chains_hold(float* __restrict__ out, float a, float b, unsigned int iters) {
+    fma_chains_body(out, a, b, iters, 2000);
 }
 
 __device__ __forceinline__ void
@@ -203,6 +225,7 @@ mod tests {
         for name in [
             FMA_CHAINS,
             FMA_CHAINS_FULL,
+            FMA_CHAINS_HOLD,
             COPY_F4,
             COPY_F4_FULL,
             FILL_PATTERN,

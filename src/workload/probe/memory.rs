@@ -49,7 +49,8 @@ impl CopyKernel {
                 let blocks = gpu.resident_blocks(&copy)?;
                 (copy, blocks)
             }
-            Occupancy::Full => {
+            // `hold` is refused when the parameters are read (`params::copy_occupancy`).
+            Occupancy::Full | Occupancy::Hold => {
                 let copy = gpu.function(kernels::COPY_F4_FULL)?;
                 let blocks = gpu.full_blocks(&copy, kernels::COPY_F4_FULL)?;
                 (copy, blocks)
@@ -281,7 +282,7 @@ impl MemoryProbe {
         Ok(Box::new(MemoryProbe {
             step_ms: params::step_ms(NAME, params)?,
             buffer_bytes: params::buffer_bytes(NAME, params)?,
-            occupancy: params::occupancy(NAME, params)?,
+            occupancy: params::copy_occupancy(NAME, params)?,
             steps_done: 0,
             state: None,
         }))

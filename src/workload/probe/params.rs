@@ -15,15 +15,20 @@ pub enum Occupancy {
     /// threads, and the grid holds them all for the whole launch, as a large GEMM or
     /// convolution's full waves do.
     Full,
+    /// Every thread slot of every SM for the whole launch, like `Full`, but the blocks
+    /// mostly wait (on the GPU's clock, between short FMA rounds), as a persistent kernel
+    /// polling a flag or a collective waiting for its peers does.
+    Hold,
 }
 
 pub(crate) const OCCUPANCY: ParamInfo = ParamInfo {
     name: "occupancy",
-    kind: ParamKind::Choice(&["kernel", "full"]),
+    kind: ParamKind::Choice(&["kernel", "full", "hold"]),
     default: "\"kernel\"",
-    doc: "how much of each SM a launch holds: kernel (the blocks the kernel's register use \
-          fits; may leave thread slots free) or full (every thread slot of every SM for the \
-          whole launch, as large GEMMs and convolutions do)",
+    doc: "how much of each SM a launch holds, and how: kernel (the blocks the kernel's \
+          register use fits; may leave thread slots free), full (every thread slot of every \
+          SM for the whole launch, computing) or hold (every thread slot, mostly waiting on \
+          the GPU's clock, as a kernel polling a flag does)",
 };
 
 pub(crate) const STEP_MS: ParamInfo = ParamInfo {
@@ -79,11 +84,25 @@ pub(crate) fn occupancy(workload: &str, params: &Params) -> Result<Occupancy, Wo
     match params.str_or(OCCUPANCY.name, "kernel") {
         "kernel" => Ok(Occupancy::Kernel),
         "full" => Ok(Occupancy::Full),
+        "hold" => Ok(Occupancy::Hold),
         other => Err(WorkloadError::ParamValue {
             workload: workload.to_string(),
             param: OCCUPANCY.name.to_string(),
-            reason: format!("{other:?} is not one of kernel, full"),
+            reason: format!("{other:?} is not one of kernel, full, hold"),
         }),
+    }
+}
+
+/// `occupancy` for `probe.memory`, whose copy kernel has no `hold` shape.
+pub(crate) fn copy_occupancy(workload: &str, params: &Params) -> Result<Occupancy, WorkloadError> {
+    match occupancy(workload, params)? {
+        Occupancy::Hold => Err(WorkloadError::ParamValue {
+            workload: workload.to_string(),
+            param: OCCUPANCY.name.to_string(),
+            reason: "\"hold\" is a probe.compute shape; probe.memory takes kernel or full"
+                .to_string(),
+        }),
+        other => Ok(other),
     }
 }
 
@@ -110,13 +129,23 @@ mod tests {
     }
 
     #[test]
-    fn occupancy_reads_both_shapes_and_names_a_bad_one() {
+    fn occupancy_reads_every_shape_and_names_a_bad_one() {
         let p = params(&[("occupancy", ParamValue::Str("full".into()))]);
         assert_eq!(occupancy("p", &p).unwrap(), Occupancy::Full);
+        let hold = params(&[("occupancy", ParamValue::Str("hold".into()))]);
+        assert_eq!(occupancy("p", &hold).unwrap(), Occupancy::Hold);
+        assert_eq!(
+            copy_occupancy("probe.memory", &hold)
+                .unwrap_err()
+                .to_string(),
+            "reading parameter `occupancy` of `probe.memory`: \"hold\" is a probe.compute shape; \
+             probe.memory takes kernel or full"
+        );
+        assert_eq!(copy_occupancy("probe.memory", &p).unwrap(), Occupancy::Full);
         let p = params(&[("occupancy", ParamValue::Str("half".into()))]);
         assert_eq!(
             occupancy("probe.compute", &p).unwrap_err().to_string(),
-            "reading parameter `occupancy` of `probe.compute`: \"half\" is not one of kernel, full"
+            "reading parameter `occupancy` of `probe.compute`: \"half\" is not one of kernel, full, hold"
         );
     }
 
