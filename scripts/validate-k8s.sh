@@ -29,6 +29,10 @@ for scenario in scenarios/*.toml; do
     "$gpushare" k8s render "$name" --out "$fresh/$name" 2>/dev/null
     "$gpushare" k8s render "$name" --nodes 3 --out "$fresh/$name-nodes" 2>/dev/null
 done
+# A sharded Job (--per-node shard) for each shipped sweep: 2 shards, each sweep has more points.
+for name in latency-interval-sweep occupancy-mps scaling-resnet50-infer scaling-serve; do
+    "$gpushare" k8s render "$name" --nodes 2 --per-node shard --out "$fresh/$name-shards" 2>/dev/null
+done
 mapfile -t manifests < <(find "$fresh" kubernetes/examples -name '*.yaml' | sort)
 for version in "${versions[@]}"; do
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "${manifests[@]}"

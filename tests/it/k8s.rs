@@ -59,6 +59,11 @@ fn committed_examples_are_what_render_writes() {
         "resnet50-train-bert-infer",
         &["--nodes", "3"],
     );
+    render_into(
+        &fresh.path().join("scaling-serve-5-shards"),
+        "scaling-serve",
+        &["--nodes", "5", "--per-node", "shard"],
+    );
     let committed = files_in(&root().join("kubernetes/examples"));
     let rendered = files_in(fresh.path());
     assert_eq!(
@@ -152,6 +157,42 @@ fn nodes_render_an_indexed_job_spread_one_per_host() {
     assert!(yaml.contains("nvidia.com/gpu.sharing-strategy: none"));
     // No runner Service or device-plugin sharing: each node runs its own study.
     assert!(!yaml.contains("kind: Service"));
+    // Every index runs the whole scenario unless the sweep is sharded.
+    assert!(!yaml.contains("--shard"));
+}
+
+#[test]
+fn a_sharded_job_passes_each_index_its_shard_of_the_sweep() {
+    let output = gpushare()
+        .args(["k8s", "render", "scaling-serve", "--nodes", "5"])
+        .args(["--per-node", "shard", "--token", "t"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let yaml = stdout(&output);
+    assert!(yaml.contains("completions: 5"));
+    // The index reaches `run --shard` through the downward API and the kubelet's `$(VAR)`.
+    assert!(
+        yaml.contains("        - --shard\n        - $(GPUSHARE_SHARD_INDEX)/5\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains(
+        "        - name: GPUSHARE_SHARD_INDEX\n          valueFrom:\n            fieldRef:\n              fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']\n"
+    ), "{yaml}");
+    // What an index's pod then runs: its shard, as the dry run shows.
+    let dry = gpushare()
+        .args(["run", "scaling-serve", "--shard", "4/5", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(
+        stdout(&dry).starts_with(
+            "shard 4/5: configuration(s) c4 of 5 (c mod 5 = 4), every mode and repetition of each\n\
+             scenario `scaling-serve`: 3 run(s) = 1 configuration(s) x 3 mode(s) x 1 repetition(s)\n"
+        ),
+        "{}",
+        stdout(&dry)
+    );
 }
 
 /// A real study's log line, as a runner pod prints it.
