@@ -20,7 +20,8 @@ pub enum K8sCommand {
     /// Write a scenario's manifests: the study's namespace, token and scenario; the NVIDIA
     /// device plugin's config per sharing strategy; per strategy a runner pod with a
     /// headless Service and one pod per tenant replica on one GPU node (or, with --nodes,
-    /// an Indexed Job over GPU nodes).
+    /// an Indexed Job over GPU nodes, each running the whole scenario or, with --per-node
+    /// shard, a shard of its sweep).
     Render(RenderArgs),
     /// Render, apply with kubectl, wait for the runners, copy each study back from its
     /// runner's log (same run.json; `gpushare report` works on it), and delete the study's
@@ -68,6 +69,12 @@ pub struct ManifestArgs {
     /// N at most the sweep's configurations).
     #[arg(long, value_enum, default_value_t = PerNode::Whole, requires = "nodes")]
     pub per_node: PerNode,
+    /// Give the MPS tenant pods the node's IPC namespace (`hostIPC: true`), for clusters
+    /// whose MPS daemon its clients reach through the host's IPC (check your platform's
+    /// MPS page; GKE: kubernetes/README.md, "MPS and IPC"). The NVIDIA device plugin
+    /// needs none: it mounts the daemon's pipe and shm directories into each container.
+    #[arg(long)]
+    pub mps_host_ipc: bool,
     /// The namespace the NVIDIA device plugin runs in (its config ConfigMap goes there).
     #[arg(long, default_value = "nvidia-device-plugin")]
     pub device_plugin_namespace: String,
@@ -121,6 +128,7 @@ fn options(args: &ManifestArgs, token: String) -> RenderOptions {
         },
         nodes: args.nodes,
         per_node: args.per_node,
+        mps_host_ipc: args.mps_host_ipc,
         token,
         device_plugin_namespace: args.device_plugin_namespace.clone(),
         tenant_cpu: args.tenant_cpu.clone(),

@@ -445,6 +445,11 @@ fn strategy_objects(
             spec: Some(PodSpec {
                 restart_policy: Some("Never".to_string()),
                 security_context: Some(pod_security()),
+                // The NVIDIA device plugin mounts its MPS daemon's pipe and shm directories
+                // into each container it gives an MPS share, so the pod's own IPC namespace
+                // suffices there; `--mps-host-ipc` is for clusters whose MPS daemon the
+                // clients reach through the host's (kubernetes/README.md, "MPS and IPC").
+                host_ipc: (strategy == Strategy::Mps && opts.mps_host_ipc).then_some(true),
                 node_selector: Some(selector.clone()),
                 // Every tenant of a strategy on the same node: the same GPU is shared.
                 affinity: Some(Affinity {

@@ -54,6 +54,8 @@ pub struct RenderOptions {
     pub nodes: Option<u32>,
     /// What each index of that Job runs.
     pub per_node: PerNode,
+    /// Set `hostIPC: true` on the MPS strategy's tenant pods.
+    pub mps_host_ipc: bool,
     /// The token tenant pods present to the runner.
     pub token: String,
     /// The namespace the NVIDIA device plugin runs in (its config ConfigMap goes there).

@@ -102,6 +102,29 @@ fn render_puts_each_strategy_on_its_labelled_node_and_says_how_to_label_it() {
 }
 
 #[test]
+fn only_mps_tenant_pods_get_the_hosts_ipc_and_only_when_asked() {
+    let render = |extra: &[&str]| {
+        let output = gpushare()
+            .args(["k8s", "render", "resnet50-train-bert-infer", "--token", "t"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    // The NVIDIA device plugin mounts the MPS pipe and shm directories itself.
+    assert!(!render(&[]).contains("hostIPC"));
+    let yaml = render(&["--mps-host-ipc"]);
+    let mps = &yaml[yaml.find("# mps.yaml").unwrap()..];
+    let time_slicing = &yaml[..yaml.find("# mps.yaml").unwrap()];
+    assert!(!time_slicing.contains("hostIPC"), "{time_slicing}");
+    // Both tenants' pods, not the runner's (it holds no GPU).
+    assert_eq!(mps.matches("hostIPC: true").count(), 2, "{mps}");
+    let runner = &mps[..mps.find("name: worker\n").unwrap()];
+    assert!(!runner.contains("hostIPC"), "{runner}");
+}
+
+#[test]
 fn render_places_gpu_pods_by_node_or_selector() {
     let by_node = gpushare()
         .args([
