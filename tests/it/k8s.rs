@@ -2,7 +2,8 @@
 //! placement flags reach every GPU pod, and `k8s run` against a stub kubectl replaying
 //! API-shaped JSON applies the study, waits, copies each study back from its runner's log
 //! (a real study, carried as `--study-to-stdout` prints it) and deletes the namespace on
-//! success, failure and Ctrl-C.
+//! success, failure and Ctrl-C; for a sharded Indexed Job it brings back each index's
+//! shard, and the shards merge into the whole sweep.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -416,4 +417,119 @@ fn k8s_run_deletes_the_namespace_on_ctrl_c() {
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     assert!(stderr(&output).contains("interrupted: deleted namespace `gpushare-quick`"));
     assert_eq!(calls(&stub_dir).last().unwrap(), DELETE);
+}
+
+/// The pods of the Indexed Job as `kubectl get pods -l job-name=... -o json` lists them.
+fn job_pods_json(phase: &str) -> String {
+    let items: Vec<Value> = (0..2)
+        .map(|i| {
+            serde_json::json!({
+                "metadata": {
+                    "name": format!("gpushare-quick-{i}-x7k2p"),
+                    "annotations": {"batch.kubernetes.io/job-completion-index": i.to_string()}
+                },
+                "status": {"phase": phase}
+            })
+        })
+        .collect();
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+}
+
+#[test]
+fn k8s_run_of_a_sharded_job_brings_back_each_shard_and_they_merge_into_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = quick_scenario("").replacen("step_ms = 2.0 }", "step_ms = [2.0, 3.0] }", 1);
+    let scenario = write_scenario(dir.path(), "s.toml", &text);
+    let stub_dir = stub(dir.path());
+    // Each index's log: a real study of its shard, as `--study-to-stdout` prints it.
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            gpushare()
+                .arg("run")
+                .arg(&scenario)
+                .arg("--out")
+                .arg(dir.path().join(format!("local-{i}")))
+                .args(["--shard", &format!("{i}/2")])
+                .args(["--study-to-stdout", "--monitor-interval-ms", "0"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        std::fs::write(
+            stub_dir.join(format!("logs-gpushare-quick-{i}-x7k2p.txt")),
+            format!("{}{}", stderr(&output), stdout(&output)),
+        )
+        .unwrap();
+    }
+    std::fs::write(stub_dir.join("get-pods.1.json"), job_pods_json("Running")).unwrap();
+    std::fs::write(stub_dir.join("get-pods.2.json"), job_pods_json("Succeeded")).unwrap();
+    let output = k8s_run(dir.path(), &stub_dir, &scenario)
+        .args(["--nodes", "2", "--per-node", "shard"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let get = "get pods -n gpushare-quick -l job-name=gpushare-quick -o json";
+    assert_eq!(
+        calls(&stub_dir),
+        vec![
+            "apply -f study.yaml",
+            "apply -f job.yaml",
+            get,
+            get,
+            "logs gpushare-quick-0-x7k2p -n gpushare-quick",
+            "logs gpushare-quick-1-x7k2p -n gpushare-quick",
+            DELETE,
+        ]
+    );
+    let applied = std::fs::read_to_string(stub_dir.join("applied/job.yaml")).unwrap();
+    assert!(
+        applied.contains("- $(GPUSHARE_SHARD_INDEX)/2\n"),
+        "{applied}"
+    );
+    let k8s = dir.path().join("k8s");
+    for i in 0..2 {
+        assert_eq!(
+            std::fs::read_to_string(k8s.join(format!("node-{i}/run.json"))).unwrap(),
+            std::fs::read_to_string(dir.path().join(format!("local-{i}/run.json"))).unwrap()
+        );
+    }
+    assert!(
+        stderr(&output).contains(&format!(
+            "join the node studies into one: gpushare merge {0}/node-* --out {0}/merged",
+            k8s.display()
+        )),
+        "{}",
+        stderr(&output)
+    );
+    // The two shards are the whole sweep again.
+    let merged = k8s.join("merged");
+    let merge = gpushare()
+        .arg("merge")
+        .args([k8s.join("node-0"), k8s.join("node-1")])
+        .arg("--out")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(merge.status.success(), "{}", stderr(&merge));
+    assert!(
+        stdout(&merge)
+            .contains("2 of the sweep's 2 configuration(s) ran, 0 of them on more than one node."),
+        "{}",
+        stdout(&merge)
+    );
+    let study: Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("run.json")).unwrap()).unwrap();
+    let mut configs: Vec<u64> = study["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["config_idx"].as_u64().unwrap())
+        .collect();
+    configs.dedup();
+    assert_eq!(configs, [0, 1]);
 }
