@@ -54,6 +54,7 @@ params = {{ step_ms = {STEP_MS} }}
             scenario_source: &text,
             scenario_path: path,
             plan: &plan,
+            shard: None,
             isolation,
             out_dir: out.path().to_path_buf(),
             flush_interval_ms: 100,

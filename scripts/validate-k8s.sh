@@ -29,6 +29,11 @@ for scenario in scenarios/*.toml; do
     "$gpushare" k8s render "$name" --out "$fresh/$name" 2>/dev/null
     "$gpushare" k8s render "$name" --nodes 3 --out "$fresh/$name-nodes" 2>/dev/null
 done
+# A sharded Job (--per-node shard) for each shipped sweep: 2 shards (each has at least 2 points).
+for name in latency-interval-sweep occupancy-mps scaling-resnet50-infer scaling-serve; do
+    "$gpushare" k8s render "$name" --nodes 2 --per-node shard --out "$fresh/$name-shards" 2>/dev/null
+done
+"$gpushare" k8s render resnet50-train-bert-infer --mps-host-ipc --out "$fresh/mps-host-ipc" 2>/dev/null
 mapfile -t manifests < <(find "$fresh" kubernetes/examples -name '*.yaml' | sort)
 for version in "${versions[@]}"; do
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "${manifests[@]}"

@@ -291,6 +291,7 @@ impl Suite {
                     scenario_source: &loaded.source,
                     scenario_path: &loaded.path,
                     plan: &loaded.plan,
+                    shard: None,
                     isolation: &isolation,
                     out_dir: out_dir.clone(),
                     flush_interval_ms: 100,

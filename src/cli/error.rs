@@ -63,6 +63,7 @@ impl CliError {
             {
                 exit::USAGE
             }
+            CliError::Kubernetes(crate::kubernetes::KubernetesError::Scenario(_)) => exit::USAGE,
             CliError::Runner(_)
             | CliError::Store(_)
             | CliError::Runtime(_)

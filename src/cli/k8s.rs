@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::{exit, CliError};
 use crate::kubernetes::kubectl::{Collect, Kubectl, Target};
-use crate::kubernetes::{self, manifests, KubernetesError, Placement, RenderOptions};
+use crate::kubernetes::{self, manifests, KubernetesError, PerNode, Placement, RenderOptions};
 use crate::scenario;
 
 #[derive(Debug, Args)]
@@ -20,7 +20,8 @@ pub enum K8sCommand {
     /// Write a scenario's manifests: the study's namespace, token and scenario; the NVIDIA
     /// device plugin's config per sharing strategy; per strategy a runner pod with a
     /// headless Service and one pod per tenant replica on one GPU node (or, with --nodes,
-    /// an Indexed Job over GPU nodes).
+    /// an Indexed Job over GPU nodes, each running the whole scenario or, with --per-node
+    /// shard, a shard of its sweep).
     Render(RenderArgs),
     /// Render, apply with kubectl, wait for the runners, copy each study back from its
     /// runner's log (same run.json; `gpushare report` works on it), and delete the study's
@@ -59,9 +60,21 @@ pub struct ManifestArgs {
     #[arg(long, value_name = "K=V", value_parser = parse_label)]
     pub node_selector: Option<(String, String)>,
     /// Spread the study over N GPU nodes: an Indexed Job, one index per node (hostname
-    /// anti-affinity), each running the whole scenario; merge with `gpushare merge`.
+    /// anti-affinity), each running what --per-node says; merge with `gpushare merge`.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub nodes: Option<u32>,
+    /// With --nodes, what each index runs: `whole` (the whole scenario on every node:
+    /// repetitions across nodes) or `shard` (index I runs shard I/N of the sweep, `run
+    /// --shard`: configurations c with c mod N = I, each with its exclusive baselines;
+    /// N at most the sweep's configurations).
+    #[arg(long, value_enum, default_value_t = PerNode::Whole, requires = "nodes")]
+    pub per_node: PerNode,
+    /// Give the MPS tenant pods the node's IPC namespace (`hostIPC: true`), for clusters
+    /// whose MPS daemon its clients reach through the host's IPC (check your platform's
+    /// MPS page; GKE: kubernetes/README.md, "MPS and IPC"). The NVIDIA device plugin
+    /// needs none: it mounts the daemon's pipe and shm directories into each container.
+    #[arg(long)]
+    pub mps_host_ipc: bool,
     /// The namespace the NVIDIA device plugin runs in (its config ConfigMap goes there).
     #[arg(long, default_value = "nvidia-device-plugin")]
     pub device_plugin_namespace: String,
@@ -114,6 +127,8 @@ fn options(args: &ManifestArgs, token: String) -> RenderOptions {
             (None, None) => Placement::Label,
         },
         nodes: args.nodes,
+        per_node: args.per_node,
+        mps_host_ipc: args.mps_host_ipc,
         token,
         device_plugin_namespace: args.device_plugin_namespace.clone(),
         tenant_cpu: args.tenant_cpu.clone(),
@@ -254,6 +269,13 @@ fn run_on_cluster(args: K8sRunArgs) -> Result<ExitCode, CliError> {
         );
     }
     eprintln!("deleted namespace {namespace}");
+    if opts.nodes.is_some() {
+        eprintln!(
+            "join the node studies into one: gpushare merge {}/node-* --out {}/merged",
+            out.display(),
+            out.display()
+        );
+    }
     Ok(ExitCode::from(if collected.iter().all(|c| c.succeeded) {
         exit::OK
     } else {

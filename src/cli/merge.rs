@@ -10,7 +10,7 @@ use crate::report::{self, Format};
 #[derive(Debug, Args)]
 pub struct MergeArgs {
     /// Study directories (or run.json / run.json.gz files) of one scenario, one per node
-    /// or host.
+    /// or host: each the whole sweep, or a shard of it (`run --shard I/N`), in any mix.
     #[arg(required = true, num_args = 2..)]
     pub studies: Vec<PathBuf>,
     /// Write the merged study here as run.json (`gpushare report` renders it again).
@@ -25,9 +25,10 @@ pub fn run(args: MergeArgs) -> Result<ExitCode, CliError> {
     let nodes = merge::read_all(&args.studies)?;
     let merged = merge::merge(&nodes)?;
     println!(
-        "# `{}` on {} nodes\n\nPer node, and across nodes (intervals over the nodes' means):\n",
+        "# `{}` on {} nodes\n\n{}.\n\nPer node, and across the nodes that ran a group (intervals over their means):\n",
         merged.scenario.name,
-        nodes.len()
+        nodes.len(),
+        merge::Coverage::of(&nodes).sentence()
     );
     print!("{}", merge::render_node_rows(&merge::node_rows(&nodes)));
     println!("\n## All nodes' runs pooled\n");

@@ -92,8 +92,9 @@ pub enum Command {
     /// What a unit of each tenant's work costs under each mode of a study, at your GPU's
     /// hourly price: per training epoch and per million inference requests.
     Cost(cost::CostArgs),
-    /// Merge studies of one scenario from several nodes or hosts into one study: a row per
-    /// node and intervals across nodes, then the pooled report.
+    /// Merge studies of one scenario from several nodes or hosts into one study, whole
+    /// studies or shards of the sweep (`run --shard`): a row per node and intervals across
+    /// the nodes that ran a group, then the pooled report.
     Merge(merge::MergeArgs),
     /// Kubernetes: render a scenario as manifests, or run it on a cluster with kubectl.
     K8s(k8s::K8sArgs),

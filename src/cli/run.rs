@@ -13,7 +13,7 @@ use crate::monitor::MonitorConfig;
 use crate::report::{self, Format};
 use crate::results::store;
 use crate::runner::{self, Progress, StudyInput};
-use crate::scenario::{self, IsolationKind, Plan};
+use crate::scenario::{self, IsolationKind, Plan, Shard, ShardSpec};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -64,6 +64,12 @@ pub struct RunArgs {
     /// Kubernetes runner does on the node whose device plugin provides them.
     #[arg(long, value_delimiter = ',', value_name = "MODE,...")]
     pub modes: Vec<String>,
+    /// Run only shard I of N of the sweep (`0/3`, `1/3`, `2/3`): the configurations c with
+    /// c mod N = I, round-robin in the plan's order, each with every mode (its exclusive
+    /// baseline included) and repetition. How each index of `k8s render --nodes N
+    /// --per-node shard` runs its part; `gpushare merge` joins the shards into one study.
+    #[arg(long, value_name = "I/N", value_parser = scenario::parse_shard)]
+    pub shard: Option<ShardSpec>,
     /// After the study, print run.json on stdout as one line (gzip, base64, after the
     /// marker `GPUSHARE_STUDY_GZ_BASE64`) instead of the report: how a runner pod hands
     /// its study to `gpushare k8s run` through its log.
@@ -190,6 +196,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         scenario.run.isolation = isolation;
     }
     let mut plan = Plan::expand(&scenario);
+    let full_runs = plan.runs.len();
+    let shard = match args.shard {
+        Some(spec) => {
+            let shard = Shard::new(&scenario.name, spec, plan.configs.len())?;
+            plan.shard(shard);
+            Some(shard)
+        }
+        None => None,
+    };
     if !args.modes.is_empty() {
         let known: Vec<&str> = scenario.modes.iter().map(|m| m.name()).collect();
         if let Some(unknown) = args.modes.iter().find(|m| !known.contains(&m.as_str())) {
@@ -205,8 +220,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     args.feasibility
         .check(&scenario, &plan, calibration.as_ref())?;
     if args.dry_run {
+        if let Some(shard) = shard {
+            println!("{}", describe_shard(shard, plan.configs.len()));
+        }
         print!("{}", plan.describe(&scenario));
-        println!("estimated: {budget}");
+        if plan.runs.len() < full_runs {
+            println!("estimated for the whole plan: {budget}");
+        } else {
+            println!("estimated: {budget}");
+        }
         if scenario.run.isolation == IsolationKind::Container {
             print!("{}", describe_containers(&scenario, &plan));
         }
@@ -230,12 +252,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     let isolation = runtime.block_on(isolation(&args, &scenario, &out_dir))?;
     let progress = Progress::new(plan.runs.len());
+    if let Some(shard) = shard {
+        progress.note(&describe_shard(shard, plan.configs.len()));
+    }
+    // The budget counts the whole plan; a shard or a --modes subset runs its part of it.
+    let estimated_s = budget.estimated_s * plan.runs.len() as f64 / full_runs.max(1) as f64;
     progress.note(&format!(
         "running `{}` from {}: {} run(s), about {}, writing {}",
         scenario.name,
         path.display(),
         plan.runs.len(),
-        scenario::wall_time(budget.estimated_s),
+        scenario::wall_time(estimated_s),
         out_dir.join(store::RUN_FILE).display()
     ));
     let study = runtime.block_on(runner::run_study(
@@ -244,6 +271,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             scenario_source: &source,
             scenario_path: &path,
             plan: &plan,
+            shard,
             isolation: isolation.as_ref(),
             out_dir: out_dir.clone(),
             flush_interval_ms: args.flush_interval_ms,
@@ -288,6 +316,21 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     } else {
         exit::OK
     }))
+}
+
+/// Which configurations a shard runs, for `--dry-run` and the progress line.
+fn describe_shard(shard: Shard, n_configs: usize) -> String {
+    let configs: Vec<String> = shard
+        .configs(n_configs)
+        .iter()
+        .map(|c| format!("c{c}"))
+        .collect();
+    format!(
+        "shard {shard}: configuration(s) {} of {n_configs} (c mod {} = {}), every mode and repetition of each",
+        configs.join(", "),
+        shard.count,
+        shard.index
+    )
 }
 
 /// What `--dry-run` shows of each tenant's container: image, environment added, mounts,

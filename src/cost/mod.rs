@@ -120,8 +120,9 @@ fn per_label(n: u64) -> String {
 
 /// The rows as a Markdown table, with the assumptions above it.
 pub fn render(scenario: &str, rows: &[CostRow], pricing: &Pricing) -> String {
+    // The price as the user gave it: a quoted price keeps its digits (10.4365, not 10.44).
     let mut out = format!(
-        "Cost of `{scenario}` at {:.2} per GPU-hour; an epoch is {} items.\n\n\
+        "Cost of `{scenario}` at {} per GPU-hour; an epoch is {} items.\n\n\
          | mode | STP | tenant | workload | throughput, items/s | GPU share | cost | per |\n\
          |---|---|---|---|---|---|---|---|\n",
         pricing.price_per_hour, pricing.epoch_items

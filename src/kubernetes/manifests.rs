@@ -2,24 +2,26 @@
 //! namespace, its token and scenario, the NVIDIA device plugin's config per sharing
 //! strategy, and per strategy a runner pod behind a headless Service with one pod per
 //! tenant replica dialing it, all on one GPU node. With `nodes`, an Indexed Job instead:
-//! one index per GPU node, each running the whole scenario with process isolation.
+//! one index per GPU node, each running the whole scenario (or, with `PerNode::Shard`,
+//! shard `index/nodes` of its sweep) with process isolation.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, Namespace, Pod, PodAffinity, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret,
-    SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    EnvVar, EnvVarSource, Namespace, ObjectFieldSelector, Pod, PodAffinity, PodAffinityTerm,
+    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, Secret, SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::Serialize;
 
 use super::device_plugin::{self, Strategy, CONFIG_LABEL, GPU_RESOURCE};
-use super::{KubernetesError, Placement, RenderOptions};
-use crate::scenario::{Plan, Scenario};
+use super::{KubernetesError, PerNode, Placement, RenderOptions};
+use crate::scenario::{self, Plan, Scenario};
 use crate::sharing::ModeSetting;
 
 /// The port the runner listens on for tenant pods.
@@ -33,6 +35,12 @@ const RUN_AS_USER: i64 = 65532;
 const SHARING_STRATEGY_LABEL: &str = "nvidia.com/gpu.sharing-strategy";
 const HOSTNAME_KEY: &str = "kubernetes.io/hostname";
 const STRATEGY_LABEL: &str = "gpushare/strategy";
+/// The annotation the Job controller gives each pod of an Indexed Job: its index
+/// (<https://kubernetes.io/docs/tasks/job/indexed-parallel-processing-static/>).
+const COMPLETION_INDEX_ANNOTATION: &str = "batch.kubernetes.io/job-completion-index";
+/// The variable a sharded Job's container reads its index from, declared through the
+/// downward API so the manifest itself says where `--shard` comes from.
+pub const SHARD_INDEX_ENV: &str = "GPUSHARE_SHARD_INDEX";
 const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
 /// One rendered file: a name and its YAML documents.
@@ -262,6 +270,13 @@ pub fn render(
     let strategies = strategies(scenario);
     match opts.nodes {
         Some(nodes) => {
+            if opts.per_node == PerNode::Shard {
+                scenario::check_shard_count(
+                    &scenario.name,
+                    nodes,
+                    Plan::expand(scenario).configs.len(),
+                )?;
+            }
             files.push(RenderedFile {
                 name: "job.yaml".to_string(),
                 yaml: to_yaml(&[Object::Job(Box::new(indexed_job(
@@ -430,6 +445,11 @@ fn strategy_objects(
             spec: Some(PodSpec {
                 restart_policy: Some("Never".to_string()),
                 security_context: Some(pod_security()),
+                // The NVIDIA device plugin mounts its MPS daemon's pipe and shm directories
+                // into each container it gives an MPS share, so the pod's own IPC namespace
+                // suffices there; `--mps-host-ipc` is for clusters whose MPS daemon the
+                // clients reach through the host's (kubernetes/README.md, "MPS and IPC").
+                host_ipc: (strategy == Strategy::Mps && opts.mps_host_ipc).then_some(true),
                 node_selector: Some(selector.clone()),
                 // Every tenant of a strategy on the same node: the same GPU is shared.
                 affinity: Some(Affinity {
@@ -495,13 +515,38 @@ pub fn job_name(scenario: &Scenario) -> String {
     dns_label(&format!("gpushare-{}", scenario.name))
 }
 
-/// One index per GPU node, spread one per host, each running the whole scenario with its
-/// workers as processes in one container that holds the node's whole GPU (a node whose
-/// device plugin does not share: gpushare's own modes run inside).
+/// One index per GPU node, spread one per host, each running the whole scenario (or its
+/// shard of the sweep) with its workers as processes in one container that holds the
+/// node's whole GPU (a node whose device plugin does not share: gpushare's own modes run
+/// inside).
 fn indexed_job(scenario: &Scenario, ns: &str, opts: &RenderOptions, nodes: u32) -> Job {
     let name = job_name(scenario);
     let pod_labels = labels(scenario, &[(COMPONENT_LABEL, "node-study")]);
     let (volumes, mounts) = volumes();
+    let mut args = vec![
+        "run".to_string(),
+        format!("{SCENARIO_DIR}/{SCENARIO_KEY}"),
+        "--out".to_string(),
+        "/tmp/study".to_string(),
+        "--study-to-stdout".to_string(),
+    ];
+    let mut env = vec![];
+    if opts.per_node == PerNode::Shard {
+        // The kubelet expands `$(VAR)` in args from the container's environment.
+        args.push("--shard".to_string());
+        args.push(format!("$({SHARD_INDEX_ENV})/{nodes}"));
+        env.push(EnvVar {
+            name: SHARD_INDEX_ENV.to_string(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: format!("metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        });
+    }
     let nodes = i32::try_from(nodes).unwrap_or(i32::MAX);
     Job {
         metadata: meta(&name, ns, pod_labels.clone()),
@@ -543,13 +588,8 @@ fn indexed_job(scenario: &Scenario, ns: &str, opts: &RenderOptions, nodes: u32) 
                         image: Some(opts.image.clone()),
                         image_pull_policy: Some("IfNotPresent".to_string()),
                         command: Some(vec!["gpushare".to_string()]),
-                        args: Some(vec![
-                            "run".to_string(),
-                            format!("{SCENARIO_DIR}/{SCENARIO_KEY}"),
-                            "--out".to_string(),
-                            "/tmp/study".to_string(),
-                            "--study-to-stdout".to_string(),
-                        ]),
+                        args: Some(args),
+                        env: (!env.is_empty()).then_some(env),
                         resources: Some(ResourceRequirements {
                             requests: Some(quantities(&[
                                 ("cpu", &opts.tenant_cpu),

@@ -31,6 +31,18 @@ pub enum Placement {
     Selector(String, String),
 }
 
+/// What each index of a `--nodes` Job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PerNode {
+    /// The whole scenario on every node: repetitions across nodes, merged into intervals
+    /// over the nodes.
+    #[default]
+    Whole,
+    /// Shard I of N of the sweep on index I (`run --shard $(index)/N`): the nodes split
+    /// the configurations round-robin, each with its exclusive baselines.
+    Shard,
+}
+
 /// What `render` needs besides the scenario.
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
@@ -40,6 +52,10 @@ pub struct RenderOptions {
     pub placement: Placement,
     /// Render an Indexed Job over this many GPU nodes instead of one shared node.
     pub nodes: Option<u32>,
+    /// What each index of that Job runs.
+    pub per_node: PerNode,
+    /// Set `hostIPC: true` on the MPS strategy's tenant pods.
+    pub mps_host_ipc: bool,
     /// The token tenant pods present to the runner.
     pub token: String,
     /// The namespace the NVIDIA device plugin runs in (its config ConfigMap goes there).
@@ -81,4 +97,8 @@ pub enum KubernetesError {
     Transfer { pod: String, reason: String },
     #[error("interrupted: deleted namespace `{namespace}`")]
     Interrupted { namespace: String },
+    /// The scenario does not fit the request (`--per-node shard` over more nodes than
+    /// configurations).
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::ScenarioError),
 }

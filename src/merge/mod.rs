@@ -2,11 +2,14 @@
 //! a `k8s render --nodes` Job, or `gpushare run` on several machines) become one study,
 //! with a row per node and intervals across nodes (`nodes.rs`).
 //!
-//! Merging renumbers repetitions so node `i`'s repetition `r` becomes
-//! `i * repetitions + r` and prefixes run ids with `node<i>/`: the merged study's groups
-//! (mode x configuration) then pool every node's runs, and its exclusive baselines pool
-//! every node's too. Studies of different scenarios or GPU models are refused: their
-//! figures do not measure the same thing.
+//! The studies may each hold the whole sweep (repetitions across nodes) or a shard of it
+//! (`run --shard I/N`), or a mix: the merged study's configurations are the union of
+//! theirs. Per configuration, the `k`-th study that ran it has its repetition `r`
+//! renumbered `k * repetitions + r`, and every run id is prefixed with `node<i>/`: the
+//! merged study's groups (mode x configuration) then pool every node that ran them, and so
+//! do their exclusive baselines, which a shard runs beside its shared runs. Studies of
+//! different scenarios or GPU models are refused: their figures do not measure the same
+//! thing.
 //!
 //! **Invariant:** reads studies and writes only the merged one; measures nothing.
 
@@ -14,6 +17,7 @@ mod nodes;
 
 pub use nodes::{node_rows, render_node_rows, NodeRow};
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -124,26 +128,37 @@ pub fn merge(nodes: &[NodeStudy]) -> Result<Study, MergeError> {
     let mut merged = first.study.clone();
     merged.runs.clear();
     merged.plan.runs.clear();
+    merged.shard = None;
     merged.interrupted = false;
     let mut hosts = vec![];
+    // How many studies so far ran each configuration: the next one's repetitions follow.
+    let mut contributors: BTreeMap<usize, u32> = BTreeMap::new();
     for (node_idx, node) in nodes.iter().enumerate() {
-        let offset = node_idx as u32 * reps;
         hosts.push(node.study.environment.host.clone());
         merged.interrupted |= node.study.interrupted;
+        let offsets: BTreeMap<usize, u32> = planned_configs(&node.study)
+            .into_iter()
+            .map(|config_idx| {
+                let rank = contributors.entry(config_idx).or_default();
+                *rank += 1;
+                (config_idx, (*rank - 1) * reps)
+            })
+            .collect();
         for planned in &node.study.plan.runs {
             let mut planned = planned.clone();
             planned.id = format!("node{node_idx}/{}", planned.id);
-            planned.repetition += offset;
+            planned.repetition += offsets.get(&planned.config_idx).copied().unwrap_or(0);
             merged.plan.runs.push(planned);
         }
         for run in &node.study.runs {
             let mut run = run.clone();
             run.id = format!("node{node_idx}/{}", run.id);
-            run.repetition += offset;
+            // A run outside the study's plan (a hand-edited file) keeps its repetition.
+            run.repetition += offsets.get(&run.config_idx).copied().unwrap_or(0);
             merged.runs.push(run);
         }
     }
-    merged.scenario.run.repetitions = reps * nodes.len() as u32;
+    merged.scenario.run.repetitions = reps * contributors.values().copied().max().unwrap_or(1);
     merged.environment.host = format!("merged: {}", hosts.join(", "));
     merged.started_at = nodes
         .iter()
@@ -157,6 +172,61 @@ pub fn merge(nodes: &[NodeStudy]) -> Result<Study, MergeError> {
         .flatten();
     merged.analysis = None;
     Ok(merged)
+}
+
+/// The configurations a study planned to run: all of its sweep, or its shard's.
+fn planned_configs(study: &Study) -> BTreeSet<usize> {
+    study.plan.runs.iter().map(|r| r.config_idx).collect()
+}
+
+/// Which studies ran which configurations of the sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coverage {
+    /// Configurations in the sweep.
+    pub n_configs: usize,
+    /// For each configuration the studies ran, the indices (in merge order) of those that did.
+    pub by_config: BTreeMap<usize, Vec<usize>>,
+}
+
+impl Coverage {
+    pub fn of(nodes: &[NodeStudy]) -> Coverage {
+        let mut by_config: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (node_idx, node) in nodes.iter().enumerate() {
+            for config_idx in planned_configs(&node.study) {
+                by_config.entry(config_idx).or_default().push(node_idx);
+            }
+        }
+        Coverage {
+            n_configs: nodes.first().map_or(0, |n| n.study.plan.configs.len()),
+            by_config,
+        }
+    }
+
+    /// Configurations of the sweep no study ran (a shard missing from the merge).
+    pub fn missing(&self) -> Vec<usize> {
+        (0..self.n_configs)
+            .filter(|c| !self.by_config.contains_key(c))
+            .collect()
+    }
+
+    /// One sentence for the merge's heading.
+    pub fn sentence(&self) -> String {
+        let missing = self.missing();
+        let on_several = self.by_config.values().filter(|n| n.len() > 1).count();
+        let mut out = format!(
+            "{} of the sweep's {} configuration(s) ran, {on_several} of them on more than one node",
+            self.by_config.len(),
+            self.n_configs
+        );
+        if !missing.is_empty() {
+            let names: Vec<String> = missing.iter().map(|c| format!("c{c}")).collect();
+            out.push_str(&format!(
+                "; no study ran {}: merge the shard(s) that hold them to complete the sweep",
+                names.join(", ")
+            ));
+        }
+        out
+    }
 }
 
 /// Writes the merged study to `dir/run.json`.

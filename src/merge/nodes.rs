@@ -1,6 +1,7 @@
-//! A row per node and group (mode x configuration), and an "all nodes" row whose
-//! intervals are taken across the nodes' means: node-to-node spread, which repetitions on
-//! one node cannot show.
+//! A row per node and group (mode x configuration), and for each group that more than one
+//! node ran an "all nodes" row whose intervals are taken across the nodes' means:
+//! node-to-node spread, which repetitions on one node cannot show. A group only one node
+//! ran (a configuration of one shard) has its node's row alone.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use crate::metrics::{self, Estimate};
 /// One node's (or all nodes') figures for one group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeRow {
-    /// `node0 (host)`, or `all nodes`.
+    /// `node0 (host)`, `node1 (host, shard 1/3)`, or `all nodes`.
     pub node: String,
     /// The mode as reports show it, with the configuration: `time-slicing c0`.
     pub group: String,
@@ -23,7 +24,7 @@ pub struct NodeRow {
     pub throughput: Vec<(String, Option<Estimate>)>,
 }
 
-/// Per-node rows, then one `all nodes` row per group.
+/// Per-node rows, then one `all nodes` row per group that several nodes ran.
 pub fn node_rows(nodes: &[NodeStudy]) -> Vec<NodeRow> {
     let mut rows = vec![];
     let mut per_group: BTreeMap<(usize, String), Vec<NodeRow>> = BTreeMap::new();
@@ -33,7 +34,12 @@ pub fn node_rows(nodes: &[NodeStudy]) -> Vec<NodeRow> {
         for group in &analysis.groups {
             let label = format!("{} c{}", group.mode, group.config_idx);
             let row = NodeRow {
-                node: format!("node{idx} ({})", node.study.environment.host),
+                node: match node.study.shard {
+                    Some(shard) => {
+                        format!("node{idx} ({}, shard {shard})", node.study.environment.host)
+                    }
+                    None => format!("node{idx} ({})", node.study.environment.host),
+                },
                 group: label.clone(),
                 valid: (group.n_valid, group.n_runs),
                 stp: group.stp,
@@ -58,6 +64,9 @@ pub fn node_rows(nodes: &[NodeStudy]) -> Vec<NodeRow> {
         }
     }
     for ((_, label), group_rows) in per_group {
+        if group_rows.len() < 2 {
+            continue;
+        }
         let means = |f: &dyn Fn(&NodeRow) -> Option<f64>| -> Option<Estimate> {
             let values: Vec<f64> = group_rows.iter().filter_map(f).collect();
             Estimate::of(&values)

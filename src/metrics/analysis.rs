@@ -525,6 +525,7 @@ replicas = 2
         let plan = Plan::expand(&scenario);
         let study = Study {
             schema_version: 1,
+            shard: None,
             scenario_source: text.into(),
             scenario_path: "s.toml".into(),
             environment: Default::default(),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
 use crate::monitor::MonitorSeries;
-use crate::scenario::{Plan, Scenario};
+use crate::scenario::{Plan, Scenario, Shard};
 use crate::sharing::{ModeRecord, ModeSetting};
 use crate::worker::protocol::{StepSample, WorkerSummary};
 use crate::workload::Device;
@@ -29,6 +29,11 @@ pub struct Study {
     /// Where the scenario was read from.
     pub scenario_path: String,
     pub plan: Plan,
+    /// The shard of the sweep this study ran (`run --shard I/N`): its plan keeps every
+    /// configuration but only the runs of the shard's (`scenario::shard`). Absent for a
+    /// whole study, and for one merged from shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     pub environment: Environment,
     /// RFC 3339 UTC time the study started.
     pub started_at: String,

@@ -74,6 +74,7 @@ pub fn study(source: &str, runs: Vec<RunRecord>) -> Study {
         runs,
         scenario,
         plan,
+        shard: None,
     }
 }
 

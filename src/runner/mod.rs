@@ -24,7 +24,7 @@ use crate::metrics;
 use crate::monitor::MonitorConfig;
 use crate::results::schema::{RunStatus, Study, SCHEMA_VERSION};
 use crate::results::store::{self, StoreError};
-use crate::scenario::{Plan, Scenario};
+use crate::scenario::{Plan, Scenario, Shard};
 
 /// Errors that stop a study (a failing run is recorded, not an error).
 #[derive(Debug, Error)]
@@ -43,6 +43,8 @@ pub struct StudyInput<'a> {
     pub scenario_source: &'a str,
     pub scenario_path: &'a Path,
     pub plan: &'a Plan,
+    /// The shard of the sweep `plan` holds, recorded in the study.
+    pub shard: Option<Shard>,
     pub isolation: &'a dyn Isolation,
     /// The study directory; `run.json` is written there after every run.
     pub out_dir: PathBuf,
@@ -65,6 +67,7 @@ pub async fn run_study(input: StudyInput<'_>, progress: &Progress) -> Result<Stu
         scenario_source: input.scenario_source.to_string(),
         scenario_path: input.scenario_path.display().to_string(),
         plan: input.plan.clone(),
+        shard: input.shard,
         environment: Environment {
             isolation: Some(input.isolation.name().to_string()),
             container: input.isolation.container_environment(),

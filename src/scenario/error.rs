@@ -37,6 +37,9 @@ pub enum ScenarioError {
     },
     #[error("planning scenario `{scenario}`: {reason}")]
     Plan { scenario: String, reason: String },
+    /// A `--shard` or `--per-node shard` that does not fit the plan.
+    #[error("sharding scenario `{scenario}`: {reason}")]
+    Shard { scenario: String, reason: String },
 }
 
 /// One problem in a scenario file, located.

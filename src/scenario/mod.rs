@@ -9,6 +9,7 @@ mod error;
 mod feasibility;
 mod model;
 mod plan;
+mod shard;
 mod shipped;
 mod spec;
 mod validate;
@@ -20,6 +21,7 @@ pub use error::{Problem, Problems, ScenarioError};
 pub use feasibility::{check as check_feasibility, Calibration, Shortfall};
 pub use model::{IsolationKind, RunSettings, Scenario, Slo, Tenant};
 pub use plan::{Plan, PlannedRun, TenantConfig, TenantInstance};
+pub use shard::{check_count as check_shard_count, parse_shard, Shard, ShardSpec};
 pub use shipped::SHIPPED;
 pub use validate::MAX_REPLICAS;
 

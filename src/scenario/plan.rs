@@ -92,23 +92,32 @@ impl Plan {
         z ^ (z >> 31)
     }
 
-    /// A human description of the plan for `--dry-run`.
+    /// A human description of the plan for `--dry-run`: the configurations and modes it
+    /// runs (all of them, unless `--shard` or `--modes` kept only some).
     pub fn describe(&self, scenario: &Scenario) -> String {
         let mut out = String::new();
         let settings = &scenario.run;
+        let run_configs: std::collections::BTreeSet<usize> =
+            self.runs.iter().map(|r| r.config_idx).collect();
+        let run_modes: std::collections::BTreeSet<String> =
+            self.runs.iter().map(|r| r.mode.to_string()).collect();
         out.push_str(&format!(
             "scenario `{}`: {} run(s) = {} configuration(s) x {} mode(s) x {} repetition(s)\n",
             scenario.name,
             self.runs.len(),
-            self.configs.len(),
-            scenario.modes.len(),
+            run_configs.len(),
+            run_modes.len(),
             settings.repetitions
         ));
         out.push_str(&format!(
             "each run: warm-up {} s, measured window {} s; exclusive runs tenants one after another\n",
             settings.warmup_s, settings.duration_s
         ));
-        for config in &self.configs {
+        for config in self
+            .configs
+            .iter()
+            .filter(|c| run_configs.contains(&c.config_idx))
+        {
             let label = if config.label.is_empty() {
                 "(no sweep)"
             } else {

@@ -64,6 +64,22 @@ fn bad_values_exit_2_in_every_subcommand() {
             vec!["load".into(), "not-a-url".into()],
             "error: parsing the URL \"not-a-url\"".into(),
         ),
+        (
+            vec!["run".into(), "smoke-cpu".into(), "--shard".into(), "2/2".into()],
+            "error: invalid value '2/2' for '--shard <I/N>': shard index 2 is out of range for 2 shard(s): use 0 to 1\n".into(),
+        ),
+        (
+            vec!["run".into(), "smoke-cpu".into(), "--shard".into(), "0/0".into()],
+            "error: invalid value '0/0' for '--shard <I/N>': 0 shards: a sweep needs at least 1 shard\n".into(),
+        ),
+        (
+            vec!["run".into(), "smoke-cpu".into(), "--shard".into(), "1/2".into(), "--dry-run".into()],
+            "error: sharding scenario `smoke-cpu`: 2 shards but the sweep has 1 configuration(s), so a shard would run nothing: use at most 1 shard(s), or run the whole scenario on every node instead (repetitions across nodes: `k8s render --per-node whole`, or `run` without --shard)\n".into(),
+        ),
+        (
+            vec!["k8s".into(), "render".into(), "scaling-serve".into(), "--nodes".into(), "6".into(), "--per-node".into(), "shard".into()],
+            "error: sharding scenario `scaling-serve`: 6 shards but the sweep has 5 configuration(s)".into(),
+        ),
         (vec!["validate".into()], "error: the following required arguments were not provided".into()),
         (vec!["doctor".into(), "--bogus".into()], "error: unexpected argument '--bogus' found".into()),
     ];

@@ -2,7 +2,8 @@
 //! placement flags reach every GPU pod, and `k8s run` against a stub kubectl replaying
 //! API-shaped JSON applies the study, waits, copies each study back from its runner's log
 //! (a real study, carried as `--study-to-stdout` prints it) and deletes the namespace on
-//! success, failure and Ctrl-C.
+//! success, failure and Ctrl-C; for a sharded Indexed Job it brings back each index's
+//! shard, and the shards merge into the whole sweep.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,11 @@ fn committed_examples_are_what_render_writes() {
         "resnet50-train-bert-infer",
         &["--nodes", "3"],
     );
+    render_into(
+        &fresh.path().join("scaling-serve-5-shards"),
+        "scaling-serve",
+        &["--nodes", "5", "--per-node", "shard"],
+    );
     let committed = files_in(&root().join("kubernetes/examples"));
     let rendered = files_in(fresh.path());
     assert_eq!(
@@ -94,6 +100,29 @@ fn render_puts_each_strategy_on_its_labelled_node_and_says_how_to_label_it() {
         "time-slicing: runs exclusive, time-slicing; label its GPU node: kubectl label node NODE --overwrite nvidia.com/device-plugin.config=gpushare-time-slicing\n\
          mps: runs mps; label its GPU node: kubectl label node NODE --overwrite nvidia.com/device-plugin.config=gpushare-mps\n"
     );
+}
+
+#[test]
+fn only_mps_tenant_pods_get_the_hosts_ipc_and_only_when_asked() {
+    let render = |extra: &[&str]| {
+        let output = gpushare()
+            .args(["k8s", "render", "resnet50-train-bert-infer", "--token", "t"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    // The NVIDIA device plugin mounts the MPS pipe and shm directories itself.
+    assert!(!render(&[]).contains("hostIPC"));
+    let yaml = render(&["--mps-host-ipc"]);
+    let mps = &yaml[yaml.find("# mps.yaml").unwrap()..];
+    let time_slicing = &yaml[..yaml.find("# mps.yaml").unwrap()];
+    assert!(!time_slicing.contains("hostIPC"), "{time_slicing}");
+    // Both tenants' pods, not the runner's (it holds no GPU).
+    assert_eq!(mps.matches("hostIPC: true").count(), 2, "{mps}");
+    let runner = &mps[..mps.find("name: worker\n").unwrap()];
+    assert!(!runner.contains("hostIPC"), "{runner}");
 }
 
 #[test]
@@ -152,6 +181,42 @@ fn nodes_render_an_indexed_job_spread_one_per_host() {
     assert!(yaml.contains("nvidia.com/gpu.sharing-strategy: none"));
     // No runner Service or device-plugin sharing: each node runs its own study.
     assert!(!yaml.contains("kind: Service"));
+    // Every index runs the whole scenario unless the sweep is sharded.
+    assert!(!yaml.contains("--shard"));
+}
+
+#[test]
+fn a_sharded_job_passes_each_index_its_shard_of_the_sweep() {
+    let output = gpushare()
+        .args(["k8s", "render", "scaling-serve", "--nodes", "5"])
+        .args(["--per-node", "shard", "--token", "t"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let yaml = stdout(&output);
+    assert!(yaml.contains("completions: 5"));
+    // The index reaches `run --shard` through the downward API and the kubelet's `$(VAR)`.
+    assert!(
+        yaml.contains("        - --shard\n        - $(GPUSHARE_SHARD_INDEX)/5\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains(
+        "        - name: GPUSHARE_SHARD_INDEX\n          valueFrom:\n            fieldRef:\n              fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']\n"
+    ), "{yaml}");
+    // What an index's pod then runs: its shard, as the dry run shows.
+    let dry = gpushare()
+        .args(["run", "scaling-serve", "--shard", "4/5", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(
+        stdout(&dry).starts_with(
+            "shard 4/5: configuration(s) c4 of 5 (c mod 5 = 4), every mode and repetition of each\n\
+             scenario `scaling-serve`: 3 run(s) = 1 configuration(s) x 3 mode(s) x 1 repetition(s)\n"
+        ),
+        "{}",
+        stdout(&dry)
+    );
 }
 
 /// A real study's log line, as a runner pod prints it.
@@ -352,4 +417,119 @@ fn k8s_run_deletes_the_namespace_on_ctrl_c() {
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     assert!(stderr(&output).contains("interrupted: deleted namespace `gpushare-quick`"));
     assert_eq!(calls(&stub_dir).last().unwrap(), DELETE);
+}
+
+/// The pods of the Indexed Job as `kubectl get pods -l job-name=... -o json` lists them.
+fn job_pods_json(phase: &str) -> String {
+    let items: Vec<Value> = (0..2)
+        .map(|i| {
+            serde_json::json!({
+                "metadata": {
+                    "name": format!("gpushare-quick-{i}-x7k2p"),
+                    "annotations": {"batch.kubernetes.io/job-completion-index": i.to_string()}
+                },
+                "status": {"phase": phase}
+            })
+        })
+        .collect();
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+}
+
+#[test]
+fn k8s_run_of_a_sharded_job_brings_back_each_shard_and_they_merge_into_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = quick_scenario("").replacen("step_ms = 2.0 }", "step_ms = [2.0, 3.0] }", 1);
+    let scenario = write_scenario(dir.path(), "s.toml", &text);
+    let stub_dir = stub(dir.path());
+    // Each index's log: a real study of its shard, as `--study-to-stdout` prints it.
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            gpushare()
+                .arg("run")
+                .arg(&scenario)
+                .arg("--out")
+                .arg(dir.path().join(format!("local-{i}")))
+                .args(["--shard", &format!("{i}/2")])
+                .args(["--study-to-stdout", "--monitor-interval-ms", "0"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        std::fs::write(
+            stub_dir.join(format!("logs-gpushare-quick-{i}-x7k2p.txt")),
+            format!("{}{}", stderr(&output), stdout(&output)),
+        )
+        .unwrap();
+    }
+    std::fs::write(stub_dir.join("get-pods.1.json"), job_pods_json("Running")).unwrap();
+    std::fs::write(stub_dir.join("get-pods.2.json"), job_pods_json("Succeeded")).unwrap();
+    let output = k8s_run(dir.path(), &stub_dir, &scenario)
+        .args(["--nodes", "2", "--per-node", "shard"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let get = "get pods -n gpushare-quick -l job-name=gpushare-quick -o json";
+    assert_eq!(
+        calls(&stub_dir),
+        vec![
+            "apply -f study.yaml",
+            "apply -f job.yaml",
+            get,
+            get,
+            "logs gpushare-quick-0-x7k2p -n gpushare-quick",
+            "logs gpushare-quick-1-x7k2p -n gpushare-quick",
+            DELETE,
+        ]
+    );
+    let applied = std::fs::read_to_string(stub_dir.join("applied/job.yaml")).unwrap();
+    assert!(
+        applied.contains("- $(GPUSHARE_SHARD_INDEX)/2\n"),
+        "{applied}"
+    );
+    let k8s = dir.path().join("k8s");
+    for i in 0..2 {
+        assert_eq!(
+            std::fs::read_to_string(k8s.join(format!("node-{i}/run.json"))).unwrap(),
+            std::fs::read_to_string(dir.path().join(format!("local-{i}/run.json"))).unwrap()
+        );
+    }
+    assert!(
+        stderr(&output).contains(&format!(
+            "join the node studies into one: gpushare merge {0}/node-* --out {0}/merged",
+            k8s.display()
+        )),
+        "{}",
+        stderr(&output)
+    );
+    // The two shards are the whole sweep again.
+    let merged = k8s.join("merged");
+    let merge = gpushare()
+        .arg("merge")
+        .args([k8s.join("node-0"), k8s.join("node-1")])
+        .arg("--out")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(merge.status.success(), "{}", stderr(&merge));
+    assert!(
+        stdout(&merge)
+            .contains("2 of the sweep's 2 configuration(s) ran, 0 of them on more than one node."),
+        "{}",
+        stdout(&merge)
+    );
+    let study: Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("run.json")).unwrap()).unwrap();
+    let mut configs: Vec<u64> = study["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["config_idx"].as_u64().unwrap())
+        .collect();
+    configs.dedup();
+    assert_eq!(configs, [0, 1]);
 }

@@ -1,6 +1,7 @@
 //! `gpushare merge` over three real CPU studies of one scenario: one report with a row per
-//! node and an `all nodes` row, a merged run.json that `report` renders; and the refusals
-//! of studies from different scenarios or GPU models, with their messages.
+//! node and an `all nodes` row, a merged run.json that `report` renders; shards of a sweep
+//! (`run --shard`) merged back into the whole sweep; and the refusals of studies from
+//! different scenarios or GPU models, with their messages.
 
 use std::path::{Path, PathBuf};
 
@@ -149,4 +150,174 @@ fn merge_refuses_other_scenarios_and_gpu_models() {
     );
     let one = gpushare().arg("merge").arg(&a).output().unwrap();
     assert_eq!(one.status.code(), Some(2));
+}
+
+/// Two configurations (the `good` tenant's step swept), alone and time-sliced.
+fn sweep_text() -> String {
+    scenario_text().replacen("step_ms = 2.0 }", "step_ms = [2.0, 3.0] }", 1)
+}
+
+/// Runs shard `shard` of the scenario into `dir/name`, as an Indexed Job's index would.
+fn shard_study(dir: &Path, name: &str, scenario: &Path, shard: &str) -> std::process::Child {
+    gpushare()
+        .arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(dir.join(name))
+        .args(["--shard", shard, "--monitor-interval-ms", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn configs_of(study: &Value) -> Vec<u64> {
+    let mut configs: Vec<u64> = study["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["config_idx"].as_u64().unwrap())
+        .collect();
+    configs.sort();
+    configs.dedup();
+    configs
+}
+
+fn read(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn shards_of_a_sweep_merge_into_the_whole_sweep_and_a_repeated_shard_into_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = sweep_text();
+    assert!(text.contains("step_ms = [2.0, 3.0]"), "{text}");
+    let scenario = write_scenario(dir.path(), "s.toml", &text);
+    // The unsharded plan's configurations, from its dry run.
+    let dry = gpushare()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    let whole: Vec<String> = stdout(&dry)
+        .lines()
+        .filter_map(|l| l.strip_prefix("configuration c"))
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    assert_eq!(whole, ["0", "1"], "{}", stdout(&dry));
+    // Shard 0 on two nodes, shard 1 on one, at the same time as an Indexed Job's pods.
+    let children = [("a", "0/2"), ("b", "1/2"), ("c", "0/2")]
+        .map(|(name, shard)| shard_study(dir.path(), name, &scenario, shard));
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    }
+    let [a, b, c] = ["a", "b", "c"].map(|n| dir.path().join(n));
+    assert_eq!(
+        read(&a)["shard"],
+        serde_json::json!({"index": 0, "count": 2})
+    );
+    assert_eq!(configs_of(&read(&a)), [0]);
+    assert_eq!(configs_of(&read(&b)), [1]);
+    // Each shard ran its exclusive baseline beside its shared runs.
+    let ids: Vec<String> = read(&b)["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["exclusive/c1/r0", "time-slicing/c1/r0"]);
+
+    let merged_dir = dir.path().join("merged");
+    let output = gpushare()
+        .arg("merge")
+        .args([&a, &b, &c])
+        .arg("--out")
+        .arg(&merged_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("2 of the sweep's 2 configuration(s) ran, 1 of them on more than one node."),
+        "{text}"
+    );
+    assert!(
+        text.contains("| node1 (") && text.contains(", shard 1/2) | time-slicing c1 | 1/1 |"),
+        "{text}"
+    );
+    // Across nodes only where several ran the group: c0 (shard 0 twice), not c1.
+    let all: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("| all nodes |"))
+        .collect();
+    assert_eq!(all.len(), 2, "{text}");
+    assert!(
+        all[1].starts_with("| all nodes | time-slicing c0 | 2/2 | "),
+        "{}",
+        all[1]
+    );
+    assert!(
+        all[1].contains(" ["),
+        "an interval across nodes: {}",
+        all[1]
+    );
+
+    // The merged study holds the unsharded plan's configurations, every mode of each.
+    let merged = read(&merged_dir);
+    assert_eq!(merged.get("shard"), None);
+    assert_eq!(configs_of(&merged), [0, 1]);
+    assert_eq!(merged["scenario"]["run"]["repetitions"], 2);
+    let mut groups: Vec<(String, u64, u64)> = merged["analysis"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["mode"]["mode"].as_str().unwrap().to_string(),
+                g["config_idx"].as_u64().unwrap(),
+                g["n_valid"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        [
+            ("exclusive".to_string(), 0, 2),
+            ("exclusive".to_string(), 1, 1),
+            ("time-slicing".to_string(), 0, 2),
+            ("time-slicing".to_string(), 1, 1),
+        ]
+    );
+    let report = gpushare().arg("report").arg(&merged_dir).output().unwrap();
+    assert!(report.status.success(), "{}", stderr(&report));
+    assert!(
+        stdout(&report).contains("c1 good.step_ms=3"),
+        "{}",
+        stdout(&report)
+    );
+
+    // A missing shard is named, and shards of another version of the scenario are refused.
+    let partial = gpushare().arg("merge").args([&a, &c]).output().unwrap();
+    assert!(partial.status.success(), "{}", stderr(&partial));
+    assert!(
+        stdout(&partial).contains("1 of the sweep's 2 configuration(s) ran, 1 of them on more than one node; no study ran c1: merge the shard(s) that hold them to complete the sweep."),
+        "{}",
+        stdout(&partial)
+    );
+    let other = with(&b, dir.path(), "other", |s| {
+        s["scenario"]["run"]["duration_s"] = 5.0.into()
+    });
+    let refused = gpushare().arg("merge").args([&a, &other]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(
+        stderr(&refused),
+        format!(
+            "error: merging studies: {} ran scenario `quick`, {} ran `quick` (a different version of it); merge studies of one scenario only\n",
+            other.display(),
+            a.display()
+        )
+    );
 }
