@@ -14,6 +14,7 @@ pub mod gpu;
 pub mod isolation;
 pub mod kubernetes;
 pub mod limits;
+pub mod live;
 pub mod load;
 pub mod merge;
 pub mod metrics;

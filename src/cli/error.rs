@@ -24,11 +24,6 @@ pub enum CliError {
     Monitor(#[from] crate::monitor::MonitorError),
     #[error("{0}")]
     NoGpu(String),
-    #[error("serving Prometheus text on {addr}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
     #[error("drawing the live view in this terminal")]
     Terminal(#[source] std::io::Error),
     #[error(transparent)]
@@ -71,7 +66,6 @@ impl CliError {
             | CliError::Load(_)
             | CliError::Monitor(_)
             | CliError::NoGpu(_)
-            | CliError::Bind { .. }
             | CliError::Terminal(_)
             | CliError::Kubernetes(_) => exit::ERROR,
             CliError::Merge(crate::merge::MergeError::Store(_)) => exit::ERROR,

@@ -63,7 +63,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// List workloads (with their parameters), sharing modes and shipped scenarios.
     List(list::ListArgs),
-    /// Run a scenario's sweep and write results/<study>/run.json.
+    /// Run a scenario's sweep and write results/<study>/run.json; `--prometheus ADDR` serves
+    /// its live figures meanwhile.
     Run(run::RunArgs),
     /// Render a study's report from its run.json (or run.json.gz), without re-running anything.
     Report(report::ReportArgs),

@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::CliError;
 use crate::monitor::dcgm::{self, GpuLabels};
+use crate::monitor::exporter;
 use crate::monitor::tui::{self, GpuView, MonitorView};
 use crate::monitor::{self, MonitorConfig, MonitorHandle, SyntheticSource};
 
@@ -17,8 +18,8 @@ pub struct MonitorArgs {
     pub interval: Duration,
     /// Also serve the latest samples as Prometheus text on http://ADDR/metrics, with
     /// dcgm-exporter's metric names (DCGM_FI_DEV_GPU_UTIL, DCGM_FI_DEV_POWER_USAGE, ...),
-    /// e.g. 127.0.0.1:9400.
-    #[arg(long, value_name = "ADDR")]
+    /// e.g. 127.0.0.1:9400 (port 0 picks a free port, printed on stderr).
+    #[arg(long, value_name = "ADDR", value_parser = exporter::parse_addr)]
     pub prometheus: Option<SocketAddr>,
     /// Show a synthetic GPU instead of NVML's (demos and tests; never GPU data).
     #[arg(long)]
@@ -82,31 +83,6 @@ fn start(args: &MonitorArgs) -> Result<Vec<(GpuLabels, MonitorHandle)>, CliError
         .collect()
 }
 
-/// Serves `text` on `addr`/metrics from a runtime of its own thread.
-fn serve(addr: SocketAddr, text: Arc<Mutex<String>>) -> Result<(), CliError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(CliError::Runtime)?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(addr))
-        .map_err(|source| CliError::Bind { addr, source })?;
-    eprintln!("serving Prometheus text on http://{addr}/metrics");
-    std::thread::spawn(move || {
-        let router = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let text = text.lock().map(|t| t.clone()).unwrap_or_default();
-                async move { ([("content-type", "text/plain; version=0.0.4")], text) }
-            }),
-        );
-        // The server ends with the process.
-        let _ = runtime.block_on(async { axum::serve(listener, router).await });
-    });
-    Ok(())
-}
-
 pub fn run(args: MonitorArgs) -> Result<ExitCode, CliError> {
     let samplers = start(&args)?;
     let mut view = MonitorView {
@@ -126,7 +102,12 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode, CliError> {
     };
     let metrics = Arc::new(Mutex::new(String::new()));
     if let Some(addr) = args.prometheus {
-        serve(addr, metrics.clone())?;
+        let text = metrics.clone();
+        let bound = exporter::serve(
+            addr,
+            Arc::new(move || text.lock().map(|t| t.clone()).unwrap_or_default()),
+        )?;
+        eprintln!("serving Prometheus text on http://{bound}/metrics");
     }
     let mut update = |view: &mut MonitorView| {
         let mut latest = vec![];

@@ -1,6 +1,8 @@
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -8,8 +10,10 @@ use super::feasibility::FeasibilityArgs;
 use super::{exit, CliError};
 use crate::isolation::{ContainerIsolation, Isolation, ProcessIsolation, TcpIsolation};
 use crate::limits;
+use crate::live::{LiveStudy, StudyLabels};
 use crate::metrics;
-use crate::monitor::MonitorConfig;
+use crate::monitor::dcgm::GpuLabels;
+use crate::monitor::{exporter, MonitorConfig};
 use crate::report::{self, Format};
 use crate::results::store;
 use crate::runner::{self, Progress, StudyInput};
@@ -58,6 +62,16 @@ pub struct RunArgs {
     /// two counter readings is integrated from the power samples. At most 600000.
     #[arg(long, default_value_t = 1000, value_parser = millis(limits::cli::MONITOR_SLOW_INTERVAL_MS))]
     pub monitor_slow_interval_ms: u64,
+    /// While the study runs, serve its live figures as Prometheus text on
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9401 (port 0 picks a free port, printed on
+    /// stderr): runs finished of planned; the current run's phase; each of its tenants'
+    /// items, throughput, step-time and latency quantiles so far, and SLO target; each
+    /// finished run's verdict, STP and NP per tenant; all labelled by study, scenario,
+    /// mode, config, repetition, tenant and workload. During runs the monitor samples,
+    /// also the GPU's figures with dcgm-exporter's names (DCGM_FI_DEV_GPU_UTIL, ...). The
+    /// address is bound before the first run: one in use stops the study from starting.
+    #[arg(long, value_name = "ADDR", value_parser = exporter::parse_addr)]
+    pub prometheus: Option<SocketAddr>,
     #[command(flatten)]
     pub feasibility: FeasibilityArgs,
     /// Run only the modes named here (comma-separated: `exclusive,time-slicing`), as a
@@ -249,9 +263,28 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             out_dir.display()
         )));
     }
+    let mut progress = Progress::new(plan.runs.len());
+    if let Some(addr) = args.prometheus {
+        let live = Arc::new(LiveStudy::new(
+            StudyLabels {
+                study: out_dir.file_name().map_or_else(
+                    || out_dir.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
+                scenario: scenario.name.clone(),
+            },
+            plan.clone(),
+            (args.monitor_interval_ms > 0).then(monitored_gpu).flatten(),
+        ));
+        let scraped = live.clone();
+        let bound = exporter::serve(addr, Arc::new(move || scraped.render()))?;
+        runner::say(&format!(
+            "serving the study's live figures as Prometheus text on http://{bound}/metrics"
+        ));
+        progress = progress.observed_by(live);
+    }
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     let isolation = runtime.block_on(isolation(&args, &scenario, &out_dir))?;
-    let progress = Progress::new(plan.runs.len());
     if let Some(shard) = shard {
         progress.note(&describe_shard(shard, plan.configs.len()));
     }
@@ -331,6 +364,18 @@ fn describe_shard(shard: Shard, n_configs: usize) -> String {
         shard.count,
         shard.index
     )
+}
+
+/// The GPU the runs' samplers read (NVML index 0), as dcgm-exporter labels it; `None`
+/// where NVML sees none, and then no run samples one either.
+fn monitored_gpu() -> Option<GpuLabels> {
+    let gpu = crate::gpu::gpu_info(0).ok()?;
+    Some(GpuLabels {
+        gpu: gpu.index,
+        uuid: gpu.uuid,
+        model_name: gpu.name,
+        hostname: crate::environment::Environment::capture().host,
+    })
 }
 
 /// What `--dry-run` shows of each tenant's container: image, environment added, mounts,

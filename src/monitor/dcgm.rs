@@ -21,7 +21,8 @@ pub struct GpuLabels {
     pub hostname: String,
 }
 
-fn escape(value: &str) -> String {
+/// A label value escaped for the text format: backslash, double quote and newline.
+pub fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -1,6 +1,7 @@
 //! The GPU monitor: samples NVML on its own thread while a run's tenants work, summarizes
-//! a measurement window (utilization, clock, power, energy, throttling), and renders a
-//! sample for Prometheus.
+//! a measurement window (utilization, clock, power, energy, throttling), renders samples
+//! as Prometheus text with dcgm-exporter's names, and serves Prometheus scrapes
+//! (`exporter`, for `monitor --prometheus` and `run --prometheus`).
 //!
 //! It must not block the runner: sampling happens on a plain OS thread, never on the
 //! async runtime, and starting is the only fallible step. Once running, a metric that
@@ -11,9 +12,9 @@
 
 pub mod dcgm;
 mod error;
+pub mod exporter;
 #[cfg(feature = "cuda")]
 mod nvml;
-pub mod prometheus;
 mod sampler;
 mod series;
 mod summary;
@@ -24,7 +25,7 @@ pub use error::MonitorError;
 #[cfg(feature = "cuda")]
 pub use nvml::{throttle_reason_names, NvmlSource};
 pub use sampler::{
-    start_with_source, thread_cpu_s, GpuSource, MonitorConfig, MonitorHandle, Reading,
+    start_with_source, thread_cpu_s, GpuSource, LatestSample, MonitorConfig, MonitorHandle, Reading,
 };
 pub use series::{Missing, MonitorSeries, Note, NoteKind, ProcessSample, Sample};
 pub use summary::{energy_per_item_j, summarize, EnergySource, MonitorSummary};

@@ -66,9 +66,28 @@ impl Default for MonitorConfig {
 pub struct MonitorHandle {
     stop: mpsc::Sender<()>,
     thread: JoinHandle<MonitorSeries>,
-    latest: Arc<Mutex<Option<Sample>>>,
+    latest: LatestSample,
     config: MonitorConfig,
     started_at: Instant,
+}
+
+/// The sampler's most recent sample, readable from other threads (a live exporter) for
+/// as long as they hold it; cheap to clone. After the sampler stops it keeps the last one.
+#[derive(Clone, Default)]
+pub struct LatestSample(Arc<Mutex<Option<Sample>>>);
+
+impl LatestSample {
+    /// The most recent sample, with the slow metrics (energy counter, process rows) of
+    /// the most recent slow reading.
+    pub fn get(&self) -> Option<Sample> {
+        self.0.lock().ok().and_then(|latest| latest.clone())
+    }
+
+    fn set(&self, sample: Sample) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(sample);
+        }
+    }
 }
 
 impl MonitorHandle {
@@ -89,7 +108,12 @@ impl MonitorHandle {
     /// The most recent sample, for live views, with the slow metrics (energy counter,
     /// process rows) of the most recent slow reading.
     pub fn latest(&self) -> Option<Sample> {
-        self.latest.lock().ok().and_then(|latest| latest.clone())
+        self.latest.get()
+    }
+
+    /// A reader of the latest sample that other threads can keep.
+    pub fn latest_reader(&self) -> LatestSample {
+        self.latest.clone()
     }
 
     /// Takes a last sample, stops the thread and returns everything it recorded.
@@ -125,7 +149,7 @@ pub fn start_with_source(
         });
     }
     let (stop_tx, stop_rx) = mpsc::channel();
-    let latest = Arc::new(Mutex::new(None));
+    let latest = LatestSample::default();
     let thread_latest = latest.clone();
     let started_at = Instant::now();
     let thread = std::thread::Builder::new()
@@ -146,7 +170,7 @@ fn run(
     mut source: Box<dyn GpuSource>,
     start: Instant,
     stop: mpsc::Receiver<()>,
-    latest: Arc<Mutex<Option<Sample>>>,
+    latest: LatestSample,
 ) -> MonitorSeries {
     let interval = Duration::from_millis(config.interval_ms);
     let mut series = MonitorSeries {
@@ -182,9 +206,7 @@ fn run(
         } else {
             (live.energy_mj, live.processes) = last_slow.clone();
         }
-        if let Ok(mut slot) = latest.lock() {
-            *slot = Some(live);
-        }
+        latest.set(live);
         series.samples.push(sample);
         if series.samples.len() == 1 {
             series.first_reading_cpu_s = thread_cpu_s();

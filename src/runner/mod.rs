@@ -6,10 +6,12 @@
 //! It never leaves a worker behind: every worker is reaped or killed before a run ends,
 //! also on SIGINT and SIGTERM.
 
+mod observer;
 mod progress;
 mod run;
 mod worker_process;
 
+pub use observer::{Observer, TenantPhase, Unobserved};
 pub use progress::{say, Progress};
 
 use std::path::{Path, PathBuf};
@@ -87,6 +89,7 @@ pub async fn run_study(input: StudyInput<'_>, progress: &Progress) -> Result<Stu
         study_start: Instant::now(),
         flush_interval_ms: input.flush_interval_ms,
         monitor: input.monitor,
+        progress: progress.clone(),
     };
     let path = input.out_dir.join(store::RUN_FILE);
     store::write_study(&path, &study)?;
@@ -95,11 +98,13 @@ pub async fn run_study(input: StudyInput<'_>, progress: &Progress) -> Result<Stu
             break;
         }
         progress.start_run(idx, &planned.id);
+        progress.observer().run_started(idx, planned);
         let record = run::execute(&mut ctx, planned).await;
         progress.finish_run(&record);
         let interrupted = record.status == RunStatus::Interrupted;
         study.runs.push(record);
         store::write_study(&path, &study)?;
+        progress.observer().run_finished(&study);
         if interrupted {
             break;
         }

@@ -1,12 +1,15 @@
-//! Progress on stderr: a bar on a terminal, one line per run otherwise (CI logs).
+//! Progress on stderr: a bar on a terminal, one line per run otherwise (CI logs); and
+//! the [`Observer`] that follows the study live, when there is one.
 //!
 //! Progress never takes a study down: a closed or broken stderr (`gpushare run 2>&1 |
 //! head -1`) loses the lines, not the runs. Nothing here panics on a failed write.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::observer::{Observer, Unobserved};
 use crate::results::schema::{RunRecord, RunStatus};
 
 /// Progress of a study; cheap to clone.
@@ -14,6 +17,7 @@ use crate::results::schema::{RunRecord, RunStatus};
 pub struct Progress {
     bar: Option<ProgressBar>,
     n_runs: usize,
+    observer: Arc<dyn Observer>,
 }
 
 impl Progress {
@@ -28,7 +32,11 @@ impl Progress {
             }
             bar
         });
-        Progress { bar, n_runs }
+        Progress {
+            bar,
+            n_runs,
+            observer: Arc::new(Unobserved),
+        }
     }
 
     /// A progress reporter that prints nothing (tests, `--quiet`).
@@ -36,7 +44,18 @@ impl Progress {
         Progress {
             bar: Some(ProgressBar::hidden()),
             n_runs: 0,
+            observer: Arc::new(Unobserved),
         }
+    }
+
+    /// The same progress, also reported to `observer` as it happens.
+    pub fn observed_by(self, observer: Arc<dyn Observer>) -> Progress {
+        Progress { observer, ..self }
+    }
+
+    /// Who follows the study live (by default nobody).
+    pub fn observer(&self) -> &dyn Observer {
+        self.observer.as_ref()
     }
 
     pub fn start_run(&self, idx: usize, id: &str) {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::time::sleep_until;
 
+use super::observer::{Observer, TenantPhase};
 use super::worker_process::{Event, EventKind, WorkerProcess};
+use super::Progress;
 use crate::isolation::Isolation;
 use crate::limits;
 use crate::monitor::{self, MonitorConfig};
@@ -32,6 +34,8 @@ pub struct RunContext<'a> {
     pub flush_interval_ms: u64,
     /// GPU sampling for runs with GPU tenants; `None` samples nothing.
     pub monitor: Option<MonitorConfig>,
+    /// The study's progress, and its live observer.
+    pub progress: Progress,
 }
 
 /// Why a group of workers stopped early.
@@ -69,7 +73,10 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
         .any(|t| t.device == workload::Device::Gpu);
     let sampler = match ctx.monitor {
         Some(cfg) if has_gpu_tenant => match monitor::start(cfg) {
-            Ok(handle) => Some(handle),
+            Ok(handle) => {
+                ctx.progress.observer().gpu(Some(handle.latest_reader()));
+                Some(handle)
+            }
             Err(err) => {
                 record.monitor_note = Some(crate::errors::error_chain(&err));
                 None
@@ -158,6 +165,7 @@ pub async fn execute(ctx: &mut RunContext<'_>, run: &PlannedRun) -> RunRecord {
         }
     }
     if let Some(sampler) = sampler {
+        ctx.progress.observer().gpu(None);
         record.windows = windows
             .into_iter()
             .map(|(tenants, go, stop)| WindowRecord {
@@ -227,6 +235,7 @@ async fn measure(
 ) -> Measured {
     let mut window = None;
     let result = measure_group(ctx, run, group, guard, records, &mut window).await;
+    ctx.progress.observer().phase(group, TenantPhase::Done);
     Measured { result, window }
 }
 
@@ -242,10 +251,14 @@ async fn measure_group(
     let config = ctx.plan.config(run);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut workers: Vec<WorkerProcess> = vec![];
+    let progress = ctx.progress.clone();
+    let observer = progress.observer();
+    observer.phase(group, TenantPhase::Warmup);
     let mut session = Session {
         group,
         records,
         phases: vec![],
+        observer,
     };
     for (worker_idx, &tenant_idx) in group.iter().enumerate() {
         let tenant = &config.tenants[tenant_idx];
@@ -307,6 +320,7 @@ async fn measure_group(
             .iter_mut()
             .for_each(|p| *p = Phase::Measuring);
         let go = Instant::now();
+        observer.phase(group, TenantPhase::Measuring);
         let window_end = after(settings.duration_s);
         let ended = loop {
             tokio::select! {
@@ -323,6 +337,7 @@ async fn measure_group(
         ended
     }
     .await;
+    observer.phase(group, TenantPhase::Stopping);
 
     let stop_outcome = shutdown(&mut workers, &mut rx, &mut session, settings.stop_timeout_s).await;
     let exits = finish_all(&mut workers, &mut session).await;
@@ -426,6 +441,8 @@ struct Session<'a> {
     group: &'a [usize],
     records: &'a mut [TenantRecord],
     phases: Vec<Phase>,
+    /// Told of every batch of samples, as they arrive.
+    observer: &'a dyn Observer,
 }
 
 impl Session<'_> {
@@ -443,6 +460,7 @@ impl Session<'_> {
             }
             EventKind::Message(FromWorker::Samples { samples, .. }) => {
                 samples.iter().for_each(|s| record.samples.push(s));
+                self.observer.samples(self.group[worker_idx], &samples);
             }
             EventKind::Message(FromWorker::Summary { summary, .. }) => {
                 record.summary = Some(summary);

@@ -18,6 +18,7 @@ mod monitor;
 mod pipeline;
 mod readme_figures;
 mod reports;
+mod run_prometheus;
 mod scaling;
 mod scenario_numbers;
 mod scenarios;
