@@ -297,6 +297,7 @@ fn analyze_last(study: &Study) -> Option<RunAnalysis> {
         started_at: study.started_at.clone(),
         finished_at: None,
         interrupted: study.interrupted,
+        shard: study.shard,
         runs,
         analysis: None,
     };

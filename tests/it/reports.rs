@@ -179,6 +179,7 @@ fn recommend_names_a_mode_for_every_h200_study() {
         ),
         ("2026-12-02-measure/occupancy", "mps", Some("time-slicing")),
         ("2026-12-02-measure/scaling", "exclusive", Some("mps")),
+        ("2026-12-02-occupancy-hold", "mps", Some("time-slicing")),
     ];
     let mut found = vec![];
     for entry in walk(&root().join("results/h200")) {
