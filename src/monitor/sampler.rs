@@ -319,9 +319,12 @@ mod tests {
 
     #[test]
     fn an_unsupported_metric_is_one_note_however_many_samples_lack_it() {
+        // A slow interval of 0 makes every reading a slow one, so every sample has its
+        // energy reading however late the thread runs (with 1 ms, two readings taken
+        // within a millisecond when the thread caught up left the second without one).
         let config = MonitorConfig {
             interval_ms: 5,
-            slow_interval_ms: 1,
+            slow_interval_ms: 0,
             ..MonitorConfig::default()
         };
         let source = SyntheticSource::new().without_power("NotSupported");
