@@ -65,20 +65,25 @@ pub fn render_chart(study: &Study, name: &str) -> Result<String, ReportError> {
 
 /// Renders a study in the given format, recomputing every figure from its records.
 pub fn render(study: &Study, format: Format) -> String {
-    let analysis = metrics::analyze(study);
+    render_analyzed(study, &metrics::analyze(study), format)
+}
+
+/// Renders a study in the given format from its figures already computed
+/// ([`metrics::analyze`] of the same study), for callers that need them as well.
+pub fn render_analyzed(study: &Study, analysis: &Analysis, format: Format) -> String {
     match format {
-        Format::Table => text::render(study, &analysis, text::TextStyle::Terminal),
+        Format::Table => text::render(study, analysis, text::TextStyle::Terminal),
         Format::Markdown => {
-            let mut out = text::render(study, &analysis, text::TextStyle::Markdown);
-            let recommendations = metrics::recommend::recommend(study, &analysis, None);
+            let mut out = text::render(study, analysis, text::TextStyle::Markdown);
+            let recommendations = metrics::recommend::recommend(study, analysis, None);
             out.push_str("\n## Recommendation\n\n");
             out.push_str(&recommend::render(study, &recommendations));
             out
         }
-        Format::Summary => snapshot::render(study, &analysis),
-        Format::Html => html::render(study, &analysis),
+        Format::Summary => snapshot::render(study, analysis),
+        Format::Html => html::render(study, analysis),
         // The default chart always draws: plotters' SVG backend writes into a String.
-        Format::Svg => charts::render(study, &analysis, "np").unwrap_or_default(),
+        Format::Svg => charts::render(study, analysis, "np").unwrap_or_default(),
         Format::Json => {
             let completeness = Completeness::of(study);
             let report = JsonReport {
@@ -89,7 +94,7 @@ pub fn render(study: &Study, format: Format) -> String {
                 recorded_runs: completeness.recorded,
                 incomplete: completeness.sentence(),
                 environment: &study.environment,
-                analysis: &analysis,
+                analysis,
             };
             // Plain data with string keys: serialization cannot fail.
             let mut json = serde_json::to_string_pretty(&report).unwrap_or_default();
