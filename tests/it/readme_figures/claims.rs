@@ -1,0 +1,315 @@
+//! What the documentation says about each committed H200 study, as templates of the
+//! figures `gpushare report` prints from it (syntax: `figures.rs`). One function per
+//! study, in the order of `results/h200/README.md`; a figure quoted in two places has a
+//! claim in each.
+
+use super::{chart, claim, h200, per_mode, readme, Claim};
+
+/// The probe studies' mode labels in `results/h200/README.md`'s probes-mix table.
+const PROBE_MODES: &[(&str, &str)] = &[
+    ("time-slicing", "time-slicing"),
+    ("mps", "mps"),
+    ("mps(atp=50)", "mps, 50% SMs each"),
+];
+
+/// The model mixes' mode labels in their tables.
+const MODEL_MODES: &[(&str, &str)] = &[
+    ("time-slicing", "time-slicing"),
+    ("mps", "MPS"),
+    ("mps(atp=50)", "MPS, 50% SMs each"),
+];
+
+/// `results/h200/2026-11-29-serve/README.md`, the serving runs' own notes.
+fn serve_notes(template: impl Into<String>) -> Claim {
+    claim("results/h200/2026-11-29-serve/README.md", template)
+}
+
+pub fn probes_mix() -> Vec<Claim> {
+    let mut claims = vec![
+        h200("| `2026-11-29-probes-mix` | {Rec:choose|label} (STP {S:mps(atp=50):STP|mean}) | {Rec:runner-up} | time-slicing and plain MPS met the latency probe's 1 ms P99 in {T:time-slicing,mps:latency:SLO met|all|of} repetitions |"),
+        h200("`gpushare run probes-mix` ({P:repetitions} repetitions, {P:window s} s windows;"),
+        h200("| exclusive (alone) | {T:exclusive:compute:NP|mean} ({T:exclusive:compute:throughput (items/s)|mean} GFLOP/s) | {T:exclusive:memory:NP|mean} ({T:exclusive:memory:throughput (items/s)|mean} GB/s) | {T:exclusive:latency:NP|mean} ({T:exclusive:latency:throughput (items/s)|mean}/s) | {T:exclusive:latency:P99 ms} ms | - | - | - | {S:exclusive:GPU util %|pct} | - |"),
+        h200("about 45% of their speed (STP {S:time-slicing:STP|mean}, barely better"),
+        h200("it completes only {T:time-slicing:latency:throughput (items/s)|mean} of its 1,000 launches per second"),
+        h200("STP doubles ({S:mps:STP|mean}) and the latency probe keeps its schedule (P99 {T:mps:latency:P99 ms|.1} ms:"),
+        h200("loses most of its bandwidth to the compute-bound one (NP {T:mps:memory:NP|.2})"),
+        h200("protects the latency probe completely (P99 {T:mps(atp=50):latency:P99 ms} ms, as alone)"),
+        h200("the highest STP of the four ({S:mps(atp=50):STP})"),
+        h200("sharing did the same work with {S:time-slicing:energy gain|mean}x (time-slicing) to {S:mps:energy gain|mean}x (MPS) less GPU energy"),
+        h200("throughput across the {P:repetitions} repetitions is at most {T:exclusive,time-slicing:*:throughput CV %|max|.2}% for every tenant alone and under time-slicing"),
+        h200("memory CV {T:mps:memory:throughput CV %|int}% (mps) and {T:mps(atp=50):memory:throughput CV %|int}% (mps, 50% SMs), compute {T:mps:compute:throughput CV %|.1}% and {T:mps(atp=50):compute:throughput CV %|.1}%"),
+        h200("(the same tenants alone repeat within {T:exclusive:*:throughput CV %|max|.2}%)"),
+        readme("its compute and memory tenants varied by at most {T:exclusive,time-slicing:compute,memory:throughput CV %|max|.2}% across repetitions at 8 s alone and time-sliced"),
+        chart("docs/images/probes-mix-np.svg", "np"),
+    ];
+    claims.extend(per_mode(
+        h200,
+        PROBE_MODES,
+        "| $label | {T:$mode:compute:NP} | {T:$mode:memory:NP} | {T:$mode:latency:NP|mean} | {T:$mode:latency:P99 ms} ms | {S:$mode:STP} | {S:$mode:ANTT|mean} | {S:$mode:fairness|mean} | {S:$mode:GPU util %|pct} | {S:$mode:energy gain|mean} |",
+    ));
+    claims
+}
+
+pub fn bench_mps() -> Vec<Claim> {
+    vec![
+        h200("| `2026-11-29-bench-mps` (same scenario) | {Rec:choose|label} (STP {S:mps(atp=50):STP|mean}) | {Rec:runner-up} | as above |"),
+        h200("the bench's run the same day (below) gave {R:mps(atp=50):STP|range}, level with plain MPS ({R:mps:STP|range})"),
+        h200("; {P:repetitions} repetitions of {P:window s} s windows) printed {P:runs VALID} runs VALID and exited 0: STP {R:time-slicing:STP|all} under time-slicing in every repetition, {R:mps:STP|range} under MPS and {R:mps(atp=50):STP|range} under MPS at 50% SMs"),
+    ]
+}
+
+pub fn probes_sharing() -> Vec<Claim> {
+    vec![h200(
+        "| `2026-11-29-gpu-check/probes-sharing` | {Rec:choose|label} (STP {S:mps(atp=50):STP|mean}) | {Rec:runner-up} | time-slicing had {S:time-slicing:VALID runs} runs VALID (too few latency samples for a P99); MPS met the latency SLO in {T:mps:latency:SLO met|of} repetitions |",
+    )]
+}
+
+pub fn resnet50_train_x2() -> Vec<Claim> {
+    let mut claims = vec![
+        h200("| `2026-11-29-resnet50-train-x2` | {Rec:choose|label} (STP {S:mps:STP|mean}) | {Rec:runner-up|label} ({S:mps(atp=50):STP|mean}) | time-slicing {S:time-slicing:STP|mean|.2} |"),
+        h200("Two ResNet-50 fp32 trainings (`resnet50-train-x2`, {P:repetitions} repetitions, {P:window s} s windows,"),
+        h200("| exclusive (alone) | 1.00 ({B:resnet:alone (items/s)|mean} images/s) | - | {S:exclusive:GPU util %}% | {S:exclusive:power W} W | - |"),
+        h200("is met ({S:time-slicing:GPU util %}% NVML utilization)"),
+        h200("(STP {S:time-slicing:STP|mean|.2}, context switches)"),
+        readme("the trainers varied by {B:resnet:CV} (two ResNet-50s)"),
+    ];
+    claims.extend(per_mode(
+        h200,
+        MODEL_MODES,
+        "| $label | {T:$mode:resnet#0,resnet#1:NP|mean|all} | {S:$mode:STP} | {S:$mode:GPU util %}% | {S:$mode:power W} W | {S:$mode:energy gain|mean} |",
+    ));
+    claims
+}
+
+pub fn resnet50_train_bert_infer() -> Vec<Claim> {
+    let mut claims = vec![
+        h200("| `2026-11-29-resnet50-train-bert-infer` | {Rec:choose|label} (STP {S:mps:STP|mean}) | {Rec:runner-up|label} ({S:mps(atp=50):STP|mean}) | time-slicing {S:time-slicing:STP|mean|.2} |"),
+        h200("(`resnet50-train-bert-infer`, bf16 inference of 32 x 128 tokens, {P:repetitions} repetitions, {P:window s} s windows)"),
+        h200("| exclusive (alone) | 1.00 ({T:exclusive:train:throughput (items/s)|mean} images/s) | 1.00 ({T:exclusive:infer:throughput (items/s)|mean} sequences/s) | - | - | {S:exclusive:GPU util %|pct} |"),
+        h200("the inference tenant keeps under half its speed time-sliced and under plain MPS (NP at most {T:time-slicing,mps:infer:NP|mean|max})"),
+        h200("BERT inference alone varied more between repetitions ({R:exclusive:infer items/s|range} sequences/s, CV {B:infer:CV})"),
+        h200("(the report flags it {B:infer:flag}: it kept the GPU busy {B:infer:GPU util % alone}% of the time alone)"),
+        readme("{B:train:CV} (next to BERT)"),
+    ];
+    claims.extend(per_mode(
+        h200,
+        MODEL_MODES,
+        "| $label | {T:$mode:train:NP|mean} | {T:$mode:infer:NP|mean} | {S:$mode:STP} | {S:$mode:fairness|mean} | {S:$mode:GPU util %}% |",
+    ));
+    claims
+}
+
+pub fn gpt2_train_vit_infer() -> Vec<Claim> {
+    let mut claims = vec![
+        h200("| `2026-11-29-gpt2-train-vit-infer` | {Rec:choose|label} (STP {S:mps:STP|mean}) | {Rec:runner-up|label} ({S:mps(atp=50):STP|mean}) | time-slicing {S:time-slicing:STP|mean|.2} |"),
+        h200("(`gpt2-train-vit-infer`, {P:repetitions} repetitions, {P:window s} s windows; raw results in"),
+        h200("| exclusive (alone) | 1.00 ({T:exclusive:train:throughput (items/s)|mean} sequences/s) | 1.00 ({T:exclusive:infer:throughput (items/s)|mean} images/s) | - | - | {S:exclusive:GPU util %}% |"),
+        h200("Two transformers that each keep the GPU busy alone ({B:train:GPU util % alone}% and {B:infer:GPU util % alone}%)"),
+        readme("and {B:train:CV} (GPT-2)"),
+    ];
+    claims.extend(per_mode(
+        h200,
+        MODEL_MODES,
+        "| $label | {T:$mode:train:NP|mean} | {T:$mode:infer:NP|mean} | {S:$mode:STP} | {S:$mode:fairness|mean} | {S:$mode:GPU util %}% |",
+    ));
+    claims
+}
+
+pub fn resnet50_train_bert_serve() -> Vec<Claim> {
+    let mut claims = vec![
+        h200("| `2026-11-29-resnet50-train-bert-serve` | {Rec:choose|label} (STP {S:mps:STP|mean}; closed-loop {S:mps:STP closed-loop|mean|.2}) | {Rec:runner-up|label} ({S:time-slicing:STP|mean}) | MPS at 50% SMs {S:mps(atp=50):STP|mean} |"),
+        h200("(`resnet50-train-bert-serve`, {P:repetitions} repetitions, {P:window s} s windows)"),
+        h200("| exclusive (alone) | {T:exclusive:bert-serve:P50 ms} / {T:exclusive:bert-serve:P99 ms} ms | {T:exclusive:bert-serve:SLO attained|pct}, {T:exclusive:bert-serve:SLO met} met | {T:exclusive:resnet-train:NP|mean} ({T:exclusive:resnet-train:throughput (items/s)|mean} images/s) | - | {S:exclusive:GPU util %}% |"),
+        h200("and the trainer at {T:mps:resnet-train:NP|percent}"),
+    ];
+    claims.extend(per_mode(
+        h200,
+        MODEL_MODES,
+        "| $label | {T:$mode:bert-serve:P50 ms} / {T:$mode:bert-serve:P99 ms} ms | {T:$mode:bert-serve:SLO attained|pct}, {T:$mode:bert-serve:SLO met} met | {T:$mode:resnet-train:NP|mean} | {S:$mode:STP} | {S:$mode:GPU util %}% |",
+    ));
+    claims
+}
+
+pub fn notebook_vs_training() -> Vec<Claim> {
+    let mut claims = vec![
+        h200("| `2026-11-29-notebook-vs-training` | {Rec:choose|label} (STP {S:mps(atp=50):STP|mean}) | {Rec:runner-up|label} ({S:mps:STP|mean}, within the CIs) | time-slicing {S:time-slicing:STP|mean} |"),
+        h200("(`notebook-vs-training`, {P:repetitions} repetitions, {P:window s} s windows)"),
+        h200("| exclusive (alone) | {T:exclusive:notebook:P50 ms} ms | {T:exclusive:notebook:SLO attained|pct}, {T:exclusive:notebook:SLO met} met | {T:exclusive:training:NP|mean} ({T:exclusive:training:throughput (items/s)|mean} images/s) | - | {S:exclusive:GPU util %}% |"),
+        h200("The notebook completed {R:*:notebook steps|range} cells per run"),
+        h200("the trainer keeps only {T:mps:training:NP|percent} of its speed"),
+    ];
+    claims.extend(per_mode(
+        h200,
+        MODEL_MODES,
+        "| $label | {T:$mode:notebook:P50 ms} ms | {T:$mode:notebook:SLO attained|pct}, {T:$mode:notebook:SLO met} met | {T:$mode:training:NP|mean} | {S:$mode:STP} | {S:$mode:GPU util %}% |",
+    ));
+    claims
+}
+
+pub fn torch_overhead() -> Vec<Claim> {
+    vec![
+        h200("| `2026-11-29-torch/overhead` | {Rec:choose|label} (one tenant) | - | - |"),
+        h200("as a gpushare tenant (`gpushare run`, {P:repetitions} x {P:window s} s windows) against the bare training loop (3 x 300 steps): {T:exclusive:resnet:throughput (items/s)} against"),
+    ]
+}
+
+pub fn serve_resnet50_twin_run1() -> Vec<Claim> {
+    vec![
+        serve_notes("re-render with `gpushare report <directory>/infer-batch-run.json.gz`"),
+        h200("and reached {T:exclusive:batch:throughput (items/s)} in another call"),
+        serve_notes("The `infer.batch.resnet50` twin ran at {T:exclusive:batch:throughput (items/s)|mean} images/s in run 1 (GPU utilization {S:exclusive:GPU util %|pct}, windowed CV {R:exclusive:batch windowed CV|.2})"),
+    ]
+}
+
+pub fn serve_bert_twin() -> Vec<Claim> {
+    vec![h200(
+        "| BERT-base, 128 tokens | 9153 requests/s | {T:exclusive:batch:throughput (items/s)} |",
+    )]
+}
+
+pub fn serve_resnet50_twin_run2() -> Vec<Claim> {
+    vec![
+        h200("against twins at {T:exclusive:batch:throughput (items/s)|mean} and"),
+        serve_notes("but at {T:exclusive:batch:throughput (items/s)|mean} and"),
+        serve_notes("(utilization {S:exclusive:GPU util %|pct} and"),
+        serve_notes("windowed CV {R:exclusive:batch windowed CV|.2} and"),
+    ]
+}
+
+pub fn serve_resnet50_twin_run3() -> Vec<Claim> {
+    vec![
+        h200("| ResNet-50, 224 x 224 f32 | 2389 requests/s | {T:exclusive:batch:throughput (items/s)} |"),
+        h200("For ResNet-50 that twin itself ran at {S:exclusive:GPU util %|pct} GPU utilization there"),
+        h200("and {T:exclusive:batch:throughput (items/s)|mean} images/s)"),
+        serve_notes("and {T:exclusive:batch:throughput (items/s)|mean} in runs 2 and 3"),
+        serve_notes("and {S:exclusive:GPU util %|pct}, windowed CV"),
+        serve_notes("and {R:exclusive:batch windowed CV|.2})"),
+    ]
+}
+
+pub fn bench_suite_probes() -> Vec<Claim> {
+    vec![
+        h200("The probes mix that call ({P:repetitions} x {P:window s} s, {P:runs VALID} runs VALID): STP {R:time-slicing:STP|all} time-slicing, {R:mps:STP|all} MPS and {R:mps(atp=50):STP|all} MPS at 50% SMs in every repetition"),
+        readme("6 s still gave the time-sliced latency probe {R:time-slicing:latency steps|range} launches per run"),
+    ]
+}
+
+pub fn bench_suite_resnet50_train_x2() -> Vec<Claim> {
+    vec![
+        h200("then the three model mixes at {P:repetitions} x {P:window s} s;"),
+        h200("Model mixes that call (STP time-slicing / MPS / MPS 50%, [95% CI]): ResNet-50 training x2 {S:time-slicing:STP} / {S:mps:STP} / {S:mps(atp=50):STP};"),
+        h200("chose as before for the two-trainer mix ({Rec:choose|label})"),
+    ]
+}
+
+pub fn bench_suite_resnet50_train_bert_infer() -> Vec<Claim> {
+    vec![
+        h200("ResNet-50 training + BERT inference {S:time-slicing:STP} / {S:mps:STP} / {S:mps(atp=50):STP} (the BERT baseline flagged {B:infer:flag}: CV {B:infer:CV}, GPU {B:infer:GPU util % alone}% busy alone)"),
+        h200("the bench's shorter rerun of 2026-12-02 ({P:repetitions} repetitions of {P:window s} s)"),
+        h200("but {Rec:choose|label} over {Rec:runner-up|label} for ResNet-50 training + BERT inference ({S:mps(atp=50):STP|mean} against {S:mps:STP|mean}, within the CIs)"),
+    ]
+}
+
+pub fn bench_suite_gpt2_train_vit_infer() -> Vec<Claim> {
+    vec![
+        h200("GPT-2 training + ViT inference {S:time-slicing:STP} / {S:mps:STP} / {S:mps(atp=50):STP}."),
+        h200("and the GPT-2 mix ({Rec:choose|label})"),
+    ]
+}
+
+pub fn occupancy() -> Vec<Claim> {
+    vec![
+        h200("scenario `occupancy-mps`, {P:repetitions} repetition x {P:window s} s)"),
+        h200("the one-warp latency probe's P50 / worst P99 was {A@c0:mps:latency P50 / worst P99 ms} ms with `occupancy = \"kernel\"` and {A@c1:mps:latency P50 / worst P99 ms} ms with `occupancy = \"full\"` under MPS; {A@c0:time-slicing:latency P50 / worst P99 ms} and {A@c1:time-slicing:latency P50 / worst P99 ms} ms under time-slicing"),
+        readme("(latency P50 {T@c0:mps:latency:P50 ms} ms next to `kernel`, {T@c1:mps:latency:P50 ms} ms next to `full`)"),
+    ]
+}
+
+pub fn interval() -> Vec<Claim> {
+    vec![
+        h200("(scenario `latency-interval-sweep`, time-slicing next to `probe.compute`, {P:repetitions} repetition x {P:window s} s)"),
+        h200("| 1 ms | {A@c0:time-slicing:latency P50 / worst P99 ms} (falls behind its schedule) | {A@c0:time-slicing:STP} |"),
+        h200("| 2 ms | {A@c1:time-slicing:latency P50 / worst P99 ms} (falls behind) | {A@c1:time-slicing:STP} |"),
+        h200("| 5 ms | {A@c2:time-slicing:latency P50 / worst P99 ms} | {A@c2:time-slicing:STP} |"),
+        h200("| 10 ms | {A@c3:time-slicing:latency P50 / worst P99 ms} | {A@c3:time-slicing:STP} |"),
+        readme("P50 / P99 of {A@c0:time-slicing:latency P50 / worst P99 ms} ms at 1 ms and {A@c1:time-slicing:latency P50 / worst P99 ms} ms at 2 ms (behind schedule), {A@c2:time-slicing:latency P50 / worst P99 ms} ms at 5 ms and {A@c3:time-slicing:latency P50 / worst P99 ms} ms at 10 ms."),
+    ]
+}
+
+pub fn scaling() -> Vec<Claim> {
+    let mut claims = vec![
+        h200("(scenario `scaling-resnet50-infer`, `infer.batch.resnet50` bf16 batch 32, {P:repetitions} repetition x {P:window s} s per point)"),
+        h200("The baselines of 4 and 8 replicas were flagged {B@c2,c3:infer:flag|all} (GPU busy {B@c2:infer:GPU util % alone|pct} and {B@c3:infer:GPU util % alone|pct} alone)"),
+        h200("a single replica shared with nothing reads NP {T@c0:time-slicing:infer:NP|.2}-{T@c0:mps:infer:NP|.2}"),
+    ];
+    claims.extend(["c0", "c1", "c2", "c3", "c4"].map(|c| {
+        h200(
+            "| {A@$c:mps:tenants} | {A@$c:time-slicing:STP} | {A@$c:mps:STP} | {A@$c:time-slicing:NP per tenant (min-max)|mean} / {A@$c:mps:NP per tenant (min-max)|mean} | {A@$c:mps:GPU memory GiB} |"
+                .replace("$c", c),
+        )
+    }));
+    claims
+}
+
+// Raw logs: figures the GPU tests and benches printed, not studies.
+
+pub fn probe_quality_log() -> Vec<Claim> {
+    vec![h200(
+        "`probe.compute` reaches {F:compute:value|.1} TFLOP/s, {F:compute_vs_peak:value} of the FP32 FMA peak computed from 132 SMs x 128 lanes x 2 x 1980 MHz ({F:fp32_peak:value|.1} TFLOP/s; goal 0.8); `probe.memory` reaches {F:memory:value|int} GB/s, {F:memory_vs_d2d_copy:value} of a device-to-device copy measured in the same process ({F:d2d_copy:value|int} GB/s; goal 0.9); `probe.latency` alone: P50 {F:latency_p50_alone:value|int} µs, P99 {F:latency_p99_alone:value|int} µs",
+    )]
+}
+
+pub fn launch_latency_log() -> Vec<Claim> {
+    [
+        ("exclusive/alone", "alone"),
+        (
+            "time-slicing/probe.compute",
+            "time-slicing, next to `probe.compute`",
+        ),
+        ("mps/alone", "MPS, alone"),
+        ("mps/probe.compute", "MPS, next to `probe.compute`"),
+        (
+            "mps(atp=50)/probe.compute",
+            "MPS at 50% SMs each, next to `probe.compute`",
+        ),
+    ]
+    .iter()
+    .map(|(case, label)| {
+        // Three significant digits, as the table states them.
+        let digits = |column: &str| format!("{{L:{case}:{column}|.1}}");
+        let template = if case.starts_with("time-slicing") {
+            format!("| {label} | {{L:{case}:P50 us|int}} µs | {{L:{case}:P99 us|int}} µs |")
+        } else if *case == "mps/probe.compute" {
+            format!(
+                "| {label} | {} µs | {{L:{case}:P99 us|int}} µs |",
+                digits("P50 us")
+            )
+        } else {
+            format!(
+                "| {label} | {} µs | {} µs |",
+                digits("P50 us"),
+                digits("P99 us")
+            )
+        };
+        h200(template)
+    })
+    .collect()
+}
+
+pub fn monitor_bench_log() -> Vec<Claim> {
+    vec![h200(
+        "uses {F:monitor_cpu_nvml_idle:value|.2}% of one core with the GPU idle and {F:monitor_cpu_nvml_busy:value|.2}% while `probe.compute` runs, after its first reading (which pays NVML's set-up: {F:monitor_cpu_nvml_idle_with_first_reading:value|.2}% and {F:monitor_cpu_nvml_busy_with_first_reading:value|.2}% with it)",
+    )]
+}
+
+pub fn monitor_every_tick_log() -> Vec<Claim> {
+    vec![h200(
+        "reading the energy counter on every sample had cost {F:monitor_cpu_nvml_idle:value|.1}%",
+    )]
+}
+
+pub fn sharing_tests_log() -> Vec<Claim> {
+    vec![h200(
+        "the janitor had the daemon and server gone {F:mps_gone_after_runner_killed_s:value} s after the kill",
+    )]
+}
