@@ -157,6 +157,7 @@ pub fn serve_resnet50_twin_run1() -> Vec<Claim> {
     vec![
         serve_notes("re-render with `gpushare report <directory>/infer-batch-run.json.gz`"),
         h200("and reached {T:exclusive:batch:throughput (items/s)} in another call"),
+        h200("against the fastest twin seen on 2026-11-29 ({T:exclusive:batch:throughput (items/s)})"),
         serve_notes("The `infer.batch.resnet50` twin ran at {T:exclusive:batch:throughput (items/s)|mean} images/s in run 1 (GPU utilization {S:exclusive:GPU util %|pct}, windowed CV {R:exclusive:batch windowed CV|.2})"),
     ]
 }
@@ -312,4 +313,72 @@ pub fn sharing_tests_log() -> Vec<Claim> {
     vec![h200(
         "the janitor had the daemon and server gone {F:mps_gone_after_runner_killed_s:value} s after the kill",
     )]
+}
+
+// The load generator's reports of the 2026-11-29 serving runs (`bench/serve/h200.sh`).
+
+pub fn serve_bert_saturation() -> Vec<Claim> {
+    vec![h200(
+        "| BERT-base, 128 tokens | {J:/throughput_ok_per_s|int} requests/s |",
+    )]
+}
+
+pub fn serve_bert_p99_batched() -> Vec<Claim> {
+    vec![h200(
+        "| **0.952** | {J:/latency_ms/p50_ms|sig3} / {J:/latency_ms/p99_ms|sig3} ms at {J:/target_rate_req_per_s|int}/s, SLO {J:/slo/target_p99_ms|int} ms {J:/slo/p99_met|met} |",
+    )]
+}
+
+pub fn serve_bert_p99_unbatched() -> Vec<Claim> {
+    vec![h200(
+        "| holds {J:/throughput_ok_per_s|int}/s: P99 {J:/latency_ms/p99_ms|/1000|.1} s, {J:/n_dropped|thousands} requests dropped |",
+    )]
+}
+
+pub fn serve_resnet50_saturation_before_staging() -> Vec<Claim> {
+    vec![h200("memory took it from {J:/throughput_ok_per_s|int} to")]
+}
+
+pub fn serve_resnet50_saturation() -> Vec<Claim> {
+    vec![
+        h200("| ResNet-50, 224 x 224 f32 | {J:/throughput_ok_per_s|int} requests/s |"),
+        h200("to {J:/throughput_ok_per_s|int} requests/s (0.370 to 0.453"),
+        h200("(it was {J:/throughput_ok_per_s|int} on 2026-11-29 with f32 bodies)"),
+    ]
+}
+
+pub fn serve_resnet50_p99_batched() -> Vec<Claim> {
+    vec![h200(
+        "| **0.453** | {J:/latency_ms/p50_ms|sig3} / {J:/latency_ms/p99_ms|sig3} ms at {J:/target_rate_req_per_s|int}/s, SLO {J:/slo/target_p99_ms|int} ms {J:/slo/p99_met|met} |",
+    )]
+}
+
+pub fn serve_resnet50_p99_unbatched() -> Vec<Claim> {
+    vec![h200(
+        "| holds {J:/throughput_ok_per_s|int}/s: P99 {J:/latency_ms/p99_ms|/1000|.1} s, {J:/n_dropped|thousands} dropped |",
+    )]
+}
+
+/// `bench/serve/side-by-side.sh` of 2026-12-02: each line one measurement, keyed by
+/// repetition, model, what (`infer-batch`, `saturation`, `p99`) and body.
+pub fn serve_side_by_side() -> Vec<Claim> {
+    const INFER: &str = "/report/analysis/groups/0/tenants/0/throughput_items_per_s/mean";
+    const INFER_UTIL: &str = "/report/analysis/groups/0/util_gpu_pct/mean";
+    const SERVED: &str = "/report/throughput_ok_per_s";
+    let mut claims: Vec<Claim> = ["1", "2", "3"]
+        .iter()
+        .map(|rep| {
+            h200(format!(
+                "| {rep} | {{JL:{rep}:resnet50:infer-batch:none:{INFER}|int}} ({{JL:{rep}:resnet50:infer-batch:none:{INFER_UTIL}|pct}}) | {{JL:{rep}:resnet50:saturation:f32:{SERVED}|int}} | {{JL:{rep}:resnet50:saturation:u8:{SERVED}|int}} |"
+            ))
+        })
+        .collect();
+    claims.extend([
+        h200(format!("the server now saturates at {{JL:*:resnet50:saturation:*:{SERVED}|int|range}} requests/s")),
+        h200(format!("(GPU {{JL:*:resnet50:infer-batch:none:{INFER_UTIL}|int|range}}% busy, {{JL:*:resnet50:infer-batch:none:{INFER}|int|range}} images/s)")),
+        h200("P99 at half the f32 saturation rate ({JL:1:resnet50:p99:f32:/rate|int} requests/s): {JL:1:resnet50:p99:f32:/report/latency_ms/p99_ms|sig3} ms, {JL:1:resnet50:p99:f32:/report/n_errors} errors."),
+        h200(format!("BERT-base, same call: serve {{JL:1:bert-base:saturation:i64:{SERVED}|int}} / {{JL:2:bert-base:saturation:i64:{SERVED}|int}} / {{JL:3:bert-base:saturation:i64:{SERVED}|int}} requests/s against infer.batch {{JL:1:bert-base:infer-batch:none:{INFER}|int}} / {{JL:2:bert-base:infer-batch:none:{INFER}|int}} / {{JL:3:bert-base:infer-batch:none:{INFER}|int}} sequences/s")),
+        h200(format!("that twin too was {{JL:*:bert-base:infer-batch:none:{INFER_UTIL}|int|range}}% busy")),
+    ]);
+    claims
 }

@@ -18,12 +18,16 @@
 //! | `P` | the plan: `repetitions`, `window s`, `runs VALID` (`12 of 12`) | - |
 //! | `F` | a raw log's `FIGURE name value unit` lines: `value`, `unit` | name |
 //! | `L` | the `mps` bench's launch-latency table: `P50 us`, `P99 us`, `max us` | case |
+//! | `J` | a JSON file's values by pointer: `/latency_ms/p99_ms` | - |
+//! | `JL` | the lines of the serving side-by-side `runs.jsonl`, by pointer | rep, model, what, body |
 //!
 //! `@c2` picks the configuration (the first word of the report's config column; `@c2,c3`
 //! either). A key matches a row's cell exactly; `*` matches any, `a,b` either. Modifiers,
 //! applied in order to every matching row's cell: `mean` (the figure without its CI or
 //! unit), `lo` / `hi` (the CI's ends), `int`, `.N` (rounded to N decimals), `pct` (rounded,
-//! with `%`), `percent` (a fraction as a rounded percentage), `of` (`2/3` as `2 of 3`),
+//! with `%`), `sig3` (three significant digits, as the report prints), `/N` (divided by
+//! N), `thousands` (`86,188`), `percent` (a fraction as a rounded percentage), `of` (`2/3`
+//! as `2 of 3`), `met` (`true` as `met`, `false` as `missed`),
 //! `label` (a mode as the recommendation table names it: `MPS at 50% SMs`); then at most
 //! one of `all` (the one value every row has), `range` (`min-max`), `min`, `max`. A
 //! placeholder must end with one value.
@@ -48,6 +52,8 @@ const KINDS: &[(&str, &str, &[&str])] = &[
     ("P", "Plan", &[]),
     ("F", "FIGURE", &["name"]),
     ("L", "Launch", &["case"]),
+    ("J", "JSON", &[]),
+    ("JL", "JSONL", &["/rep", "/model", "/what", "/body"]),
 ];
 
 /// A study's report as tables of rows: table name (its heading's first word) -> rows of
@@ -103,6 +109,39 @@ impl Figures {
             }
         }
         Figures { tables }
+    }
+
+    /// The values of a JSON document (a load generator's report), one column per leaf by
+    /// its JSON pointer.
+    pub fn of_json(json: &str) -> Result<Figures, String> {
+        let mut row = Row::new();
+        leaves(
+            &serde_json::from_str(json).map_err(|e| e.to_string())?,
+            String::new(),
+            &mut row,
+        );
+        Ok(Figures {
+            tables: BTreeMap::from([("JSON".to_string(), vec![row])]),
+        })
+    }
+
+    /// The values of JSON lines, one row per line (a table `JL` placeholders read).
+    pub fn of_json_lines(lines: &str) -> Result<Figures, String> {
+        let rows = lines
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, line)| {
+                let value =
+                    serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+                let mut row = Row::new();
+                leaves(&value, String::new(), &mut row);
+                Ok(row)
+            })
+            .collect::<Result<Vec<Row>, String>>()?;
+        Ok(Figures {
+            tables: BTreeMap::from([("JSONL".to_string(), rows)]),
+        })
     }
 
     /// The template with every placeholder replaced by its figure, or what is wrong with
@@ -235,6 +274,29 @@ impl Figures {
     }
 }
 
+/// Every leaf of `value` into `row`, by its JSON pointer (strings as they are, other
+/// values as JSON).
+fn leaves(value: &serde_json::Value, pointer: String, row: &mut Row) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                leaves(v, format!("{pointer}/{key}"), row);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                leaves(v, format!("{pointer}/{i}"), row);
+            }
+        }
+        serde_json::Value::String(text) => {
+            row.insert(pointer, text.clone());
+        }
+        other => {
+            row.insert(pointer, other.to_string());
+        }
+    }
+}
+
 /// Whether `cell` is `want`, or one of `want`'s comma-separated choices, or `want` is `*`.
 /// Commas inside parentheses (`mps(atp=50,mem=1024MiB)`) do not separate.
 fn any_of(want: &str, cell: &str) -> bool {
@@ -357,6 +419,17 @@ fn apply(modifier: &str, values: Vec<String>) -> Result<Vec<String>, String> {
                 .ok_or_else(|| format!("{v:?} is not a count like 2/3"))
         }),
         "label" => each(&|v| Ok(mode_label(v))),
+        "sig3" => each(&|v| Ok(sig3(number(v)?))),
+        "thousands" => each(&|v| Ok(thousands(&format!("{:.0}", number(v)?)))),
+        "met" => each(&|v| match v {
+            "true" => Ok("met".to_string()),
+            "false" => Ok("missed".to_string()),
+            other => Err(format!("{other:?} is not true or false")),
+        }),
+        m if m.starts_with('/') => {
+            let divisor: f64 = m[1..].parse().map_err(|_| format!("bad modifier {m:?}"))?;
+            each(&|v| Ok((number(v)? / divisor).to_string()))
+        }
         "all" => Ok(if values.iter().all(|v| v == &values[0]) {
             vec![values[0].clone()]
         } else {
@@ -390,6 +463,33 @@ fn number(cell: &str) -> Result<f64, String> {
         .trim_end_matches('%')
         .parse()
         .map_err(|_| format!("{cell:?} is not a number"))
+}
+
+/// Three significant digits, as the report's tables print a figure.
+fn sig3(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 || a == 0.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// An integer with commas between thousands: `86,188`.
+fn thousands(digits: &str) -> String {
+    let (sign, digits) = digits.split_at(usize::from(digits.starts_with('-')));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
 }
 
 /// A mode as the recommendation table of `results/h200/README.md` names it.

@@ -8,8 +8,10 @@
 //! requires the named document to contain each (whitespace and line breaks collapsed, so
 //! a claim may span a wrapped line). A failure prints each line as it should read.
 //! `every_committed_study_has_claims` fails when a study is committed without claims, or
-//! a listed study is gone. Raw logs whose figures the documentation quotes (`FIGURE`
-//! lines, the `mps` bench's launch-latency table) are checked the same way (`logs!`).
+//! a listed study is gone. Raw files whose figures the documentation quotes (`FIGURE`
+//! lines of the GPU logs, the `mps` bench's launch-latency table, the load generator's
+//! JSON reports, the serving side-by-side JSON lines) are checked the same way
+//! (`raw_files!`).
 
 mod claims;
 mod figures;
@@ -82,13 +84,14 @@ macro_rules! studies {
     };
 }
 
-/// One test per raw log (not a study) whose figures the documentation quotes.
-macro_rules! logs {
-    ($($test:ident: $log:literal => $claims:path;)*) => {
+/// One test per raw file (a log or a load report, not a study) whose figures the
+/// documentation quotes.
+macro_rules! raw_files {
+    ($($test:ident: $file:literal => $claims:path;)*) => {
         $(
             #[test]
             fn $test() {
-                check_log($log, $claims());
+                check_raw($file, $claims());
             }
         )*
     };
@@ -117,12 +120,20 @@ studies! {
     scaling: "2026-12-02-measure/scaling" => claims::scaling;
 }
 
-logs! {
+raw_files! {
     probe_quality_log: "2026-11-29-gpu-check/tests.log" => claims::probe_quality_log;
     launch_latency_log: "2026-11-29-bench-mps/bench.out" => claims::launch_latency_log;
     monitor_bench_log: "2026-11-29-gpu-check-2/monitor-bench.log" => claims::monitor_bench_log;
     monitor_every_tick_log: "2026-11-29-gpu-check-2/monitor-bench-every-tick.log" => claims::monitor_every_tick_log;
     sharing_tests_log: "2026-11-29-gpu-check-2/sharing-tests.log" => claims::sharing_tests_log;
+    serve_bert_saturation: "2026-11-29-serve/2-bert-base/saturation.json" => claims::serve_bert_saturation;
+    serve_bert_p99_batched: "2026-11-29-serve/2-bert-base/p99-batch32.json" => claims::serve_bert_p99_batched;
+    serve_bert_p99_unbatched: "2026-11-29-serve/2-bert-base/p99-batch1.json" => claims::serve_bert_p99_unbatched;
+    serve_resnet50_saturation_before_staging: "2026-11-29-serve/2-resnet50-before-staging/saturation.json" => claims::serve_resnet50_saturation_before_staging;
+    serve_resnet50_saturation: "2026-11-29-serve/3-resnet50-pinned-staging/saturation.json" => claims::serve_resnet50_saturation;
+    serve_resnet50_p99_batched: "2026-11-29-serve/3-resnet50-pinned-staging/p99-batch32.json" => claims::serve_resnet50_p99_batched;
+    serve_resnet50_p99_unbatched: "2026-11-29-serve/3-resnet50-pinned-staging/p99-batch1.json" => claims::serve_resnet50_p99_unbatched;
+    serve_side_by_side: "2026-12-02-serve-side-by-side/runs.jsonl" => claims::serve_side_by_side;
 }
 
 fn check(study: &str, claims: Vec<Claim>) {
@@ -152,13 +163,20 @@ fn check(study: &str, claims: Vec<Claim>) {
     );
 }
 
-fn check_log(log: &str, claims: Vec<Claim>) {
-    let path = root().join(STUDIES_DIR).join(log);
+fn check_raw(file: &str, claims: Vec<Claim>) {
+    let path = root().join(STUDIES_DIR).join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let problems = verify(&Figures::of_log(&text), &claims);
+    let figures = if file.ends_with(".json") {
+        Figures::of_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    } else if file.ends_with(".jsonl") {
+        Figures::of_json_lines(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    } else {
+        Figures::of_log(&text)
+    };
+    let problems = verify(&figures, &claims);
     assert!(
         problems.is_empty(),
-        "the documentation does not state what {STUDIES_DIR}/{log} recorded:\n{}",
+        "the documentation does not state what {STUDIES_DIR}/{file} recorded:\n{}",
         problems.join("\n")
     );
 }
