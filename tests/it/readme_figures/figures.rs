@@ -1,10 +1,10 @@
-//! One study's figures as `gpushare report` prints them (or a raw log's), and the claim
+//! One study's figures as `gpushare report` prints them (or a raw file's), and the claim
 //! templates that quote them.
 //!
-//! A study's figures are the tables of the Markdown report (Tenants, Baselines, Sharing, Along
-//! the sweep, Runs), its Recommendation, and a few figures only `--format json` prints,
-//! added as columns (each tenant's throughput CV across repetitions, each run's steps and
-//! windowed CV per tenant). A template is text with placeholders
+//! A study's figures are the tables of the Markdown report (Tenants, Baselines, Sharing,
+//! Along the sweep, Runs), its Recommendation, and a few figures only `--format json`
+//! prints, added as columns (each tenant's throughput CV across repetitions, each run's
+//! steps and windowed CV per tenant). A template is text with placeholders
 //! `{KIND[@CONFIG]:KEY...:COLUMN|MODIFIER...}`:
 //!
 //! | kind | table | keys |
@@ -19,18 +19,18 @@
 //! | `F` | a raw log's `FIGURE name value unit` lines: `value`, `unit` | name |
 //! | `L` | the `mps` bench's launch-latency table: `P50 us`, `P99 us`, `max us` | case |
 //! | `J` | a JSON file's values by pointer: `/latency_ms/p99_ms` | - |
-//! | `JL` | the lines of the serving side-by-side `runs.jsonl`, by pointer | rep, model, what, body |
+//! | `JL` | the serving side-by-side `runs.jsonl`, by pointer | rep, model, what, body |
 //!
 //! `@c2` picks the configuration (the first word of the report's config column; `@c2,c3`
 //! either). A key matches a row's cell exactly; `*` matches any, `a,b` either. Modifiers,
 //! applied in order to every matching row's cell: `mean` (the figure without its CI or
-//! unit), `lo` / `hi` (the CI's ends), `int`, `.N` (rounded to N decimals), `pct` (rounded,
-//! with `%`), `sig3` (three significant digits, as the report prints), `/N` (divided by
-//! N), `thousands` (`86,188`), `percent` (a fraction as a rounded percentage), `of` (`2/3`
-//! as `2 of 3`), `met` (`true` as `met`, `false` as `missed`),
-//! `label` (a mode as the recommendation table names it: `MPS at 50% SMs`); then at most
-//! one of `all` (the one value every row has), `range` (`min-max`), `min`, `max`. A
-//! placeholder must end with one value.
+//! unit), `lo` / `hi` (the CI's ends), `int`, `.N` (rounded to N decimals), `sig3` (three
+//! significant digits, as the report prints), `pct` (rounded, with `%`), `percent` (a
+//! fraction as a rounded percentage), `/N` (divided by N), `thousands` (`86,188`), `of`
+//! (`2/3` as `2 of 3`), `met` (`true` as `met`, `false` as `missed`), `label` (a mode as
+//! the recommendation table names it: `MPS at 50% SMs`); then at most one of `all` (the
+//! one value every row has), `range` (`min-max`), `min`, `max`. A placeholder must end
+//! with one value.
 
 use std::collections::BTreeMap;
 
