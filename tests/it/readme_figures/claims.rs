@@ -190,6 +190,7 @@ pub fn serve_resnet50_twin_run3() -> Vec<Claim> {
 
 pub fn bench_suite_probes() -> Vec<Claim> {
     vec![
+        h200("| `2026-12-02-bench-mps/bench-mps-20261202-024311` (probes mix) | {Rec:choose|label} (STP {S:mps(atp=50):STP|mean}) | {Rec:runner-up} | time-slicing and plain MPS met the latency probe's 1 ms P99 in {T:time-slicing,mps:latency:SLO met|all|of} repetitions |"),
         h200("The probes mix that call ({P:repetitions} x {P:window s} s, {P:runs VALID} runs VALID): STP {R:time-slicing:STP|all} time-slicing, {R:mps:STP|all} MPS and {R:mps(atp=50):STP|all} MPS at 50% SMs in every repetition"),
         readme("6 s still gave the time-sliced latency probe {R:time-slicing:latency steps|range} launches per run"),
     ]
@@ -197,6 +198,7 @@ pub fn bench_suite_probes() -> Vec<Claim> {
 
 pub fn bench_suite_resnet50_train_x2() -> Vec<Claim> {
     vec![
+        h200("| `2026-12-02-bench-mps/...-resnet50-train-x2-...` | {Rec:choose|label} (STP {S:mps:STP|mean}) | {Rec:runner-up|label} ({S:mps(atp=50):STP|mean}) | time-slicing {S:time-slicing:STP|mean|.2} |"),
         h200("then the three model mixes at {P:repetitions} x {P:window s} s;"),
         h200("Model mixes that call (STP time-slicing / MPS / MPS 50%, [95% CI]): ResNet-50 training x2 {S:time-slicing:STP} / {S:mps:STP} / {S:mps(atp=50):STP};"),
         h200("chose as before for the two-trainer mix ({Rec:choose|label})"),
@@ -206,6 +208,7 @@ pub fn bench_suite_resnet50_train_x2() -> Vec<Claim> {
 pub fn bench_suite_resnet50_train_bert_infer() -> Vec<Claim> {
     vec![
         h200("ResNet-50 training + BERT inference {S:time-slicing:STP} / {S:mps:STP} / {S:mps(atp=50):STP} (the BERT baseline flagged {B:infer:flag}: CV {B:infer:CV}, GPU {B:infer:GPU util % alone}% busy alone)"),
+        h200("| `2026-12-02-bench-mps/...-resnet50-train-bert-infer-...` | {Rec:choose|label} (STP {S:mps(atp=50):STP|mean}) | {Rec:runner-up|label} ({S:mps:STP|mean}, within noise) | time-slicing {S:time-slicing:STP|mean} |"),
         h200("the bench's shorter rerun of 2026-12-02 ({P:repetitions} repetitions of {P:window s} s)"),
         h200("but {Rec:choose|label} over {Rec:runner-up|label} for ResNet-50 training + BERT inference ({S:mps(atp=50):STP|mean} against {S:mps:STP|mean}, within the CIs)"),
     ]
@@ -215,6 +218,7 @@ pub fn bench_suite_gpt2_train_vit_infer() -> Vec<Claim> {
     vec![
         h200("GPT-2 training + ViT inference {S:time-slicing:STP} / {S:mps:STP} / {S:mps(atp=50):STP}."),
         h200("and the GPT-2 mix ({Rec:choose|label})"),
+        h200("| `2026-12-02-bench-mps/...-gpt2-train-vit-infer-...` | {Rec:choose|label} (STP {S:mps:STP|mean}) | {Rec:runner-up|label} ({S:mps(atp=50):STP|mean}) | time-slicing {S:time-slicing:STP|mean} |"),
     ]
 }
 
@@ -222,12 +226,23 @@ pub fn occupancy() -> Vec<Claim> {
     vec![
         h200("scenario `occupancy-mps`, {P:repetitions} repetition x {P:window s} s)"),
         h200("the one-warp latency probe's P50 / worst P99 was {A@c0:mps:latency P50 / worst P99 ms} ms with `occupancy = \"kernel\"` and {A@c1:mps:latency P50 / worst P99 ms} ms with `occupancy = \"full\"` under MPS; {A@c0:time-slicing:latency P50 / worst P99 ms} and {A@c1:time-slicing:latency P50 / worst P99 ms} ms under time-slicing"),
-        readme("(latency P50 {T@c0:mps:latency:P50 ms} ms next to `kernel`, {T@c1:mps:latency:P50 ms} ms next to `full`)"),
+        h200("| `2026-12-02-measure/occupancy` (per configuration) | {Rec@c0,c1:choose|all|label} (STP {S@c0,c1:mps:STP|all}) for both shapes | {Rec@c0,c1:runner-up|all} ({S@c0,c1:time-slicing:STP|all}) | - |"),
+        readme("and next to it a one-warp launch waited {T@c0:mps:latency:P50 ms|.2} ms (P50) under MPS"),
+    ]
+}
+
+pub fn occupancy_hold() -> Vec<Claim> {
+    vec![
+        h200("| `2026-12-02-occupancy-hold` (per configuration) | {Rec@c0,c1:choose|all|label} (STP {S@c0,c1:mps:STP|all}) for `full` and `hold` | {Rec@c0,c1:runner-up|all} ({S@c0:time-slicing:STP}, {S@c1:time-slicing:STP}) | - |"),
+        h200("{B@c1:compute:alone (items/s)|mean|/1000|.1} of `full`'s {B@c0:compute:alone (items/s)|mean|/1000|.1} TFLOP/s alone"),
+        h200("x {P:window s} s (`scripts/gpu-check.sh measure occupancy`; raw: `2026-12-02-occupancy-hold/`), the latency probe's P50 / P99 under MPS: {A@c0:mps:latency P50 / worst P99 ms} ms next to `full`, {A@c1:mps:latency P50 / worst P99 ms} ms next to `hold`; under time-slicing {A@c0:time-slicing:latency P50 / worst P99 ms} and {A@c1:time-slicing:latency P50 / worst P99 ms} ms"),
+        readme("gpushare's `hold` shape (waiting in 2 us slices between FMA rounds) measured {T@c1:mps:latency:P50 ms|.2} ms P50 and {T@c1:mps:latency:P99 ms|.1} ms P99 under MPS"),
     ]
 }
 
 pub fn interval() -> Vec<Claim> {
     vec![
+        h200("| `2026-12-02-measure/interval` (per interval) | {Rec@c0,c1:choose|all} at 1 and 2 ms; {Rec@c2,c3:choose|all} at 5 ms (STP {S@c2:time-slicing:STP}) and 10 ms ({S@c3:time-slicing:STP}) | {Rec@c2,c3:runner-up|all} | at 1-2 ms the latency probe met its 5 ms P99 under time-slicing in {T@c0,c1:time-slicing:latency:SLO met|all|of} repetitions (it falls behind) |"),
         h200("(scenario `latency-interval-sweep`, time-slicing next to `probe.compute`, {P:repetitions} repetition x {P:window s} s)"),
         h200("| 1 ms | {A@c0:time-slicing:latency P50 / worst P99 ms} (falls behind its schedule) | {A@c0:time-slicing:STP} |"),
         h200("| 2 ms | {A@c1:time-slicing:latency P50 / worst P99 ms} (falls behind) | {A@c1:time-slicing:STP} |"),
@@ -239,6 +254,7 @@ pub fn interval() -> Vec<Claim> {
 
 pub fn scaling() -> Vec<Claim> {
     let mut claims = vec![
+        h200("| `2026-12-02-measure/scaling` (per replica count) | {Rec@c0:choose} for 1 replica; {Rec@c1,c2,c3,c4:choose|all|label} for 2, 4, 8, 16 (STP {S@c1:mps:STP}, {S@c2:mps:STP}, {S@c3:mps:STP}, {S@c4:mps:STP}) | {Rec@c0:runner-up|label} for 1 replica, {Rec@c1,c2,c3:runner-up|all} for 2-8, {Rec@c4:runner-up} at 16 | time-slicing lower at every count |"),
         h200("(scenario `scaling-resnet50-infer`, `infer.batch.resnet50` bf16 batch 32, {P:repetitions} repetition x {P:window s} s per point)"),
         h200("The baselines of 4 and 8 replicas were flagged {B@c2,c3:infer:flag|all} (GPU busy {B@c2:infer:GPU util % alone|pct} and {B@c3:infer:GPU util % alone|pct} alone)"),
         h200("a single replica shared with nothing reads NP {T@c0:time-slicing:infer:NP|.2}-{T@c0:mps:infer:NP|.2}"),
@@ -379,6 +395,32 @@ pub fn serve_side_by_side() -> Vec<Claim> {
         h200("P99 at half the f32 saturation rate ({JL:1:resnet50:p99:f32:/rate|int} requests/s): {JL:1:resnet50:p99:f32:/report/latency_ms/p99_ms|sig3} ms, {JL:1:resnet50:p99:f32:/report/n_errors} errors."),
         h200(format!("BERT-base, same call: serve {{JL:1:bert-base:saturation:i64:{SERVED}|int}} / {{JL:2:bert-base:saturation:i64:{SERVED}|int}} / {{JL:3:bert-base:saturation:i64:{SERVED}|int}} requests/s against infer.batch {{JL:1:bert-base:infer-batch:none:{INFER}|int}} / {{JL:2:bert-base:infer-batch:none:{INFER}|int}} / {{JL:3:bert-base:infer-batch:none:{INFER}|int}} sequences/s")),
         h200(format!("that twin too was {{JL:*:bert-base:infer-batch:none:{INFER_UTIL}|int|range}}% busy")),
+    ]);
+    claims
+}
+
+/// The second side-by-side call of 2026-12-02 (`REPS=3 RESNET_BODIES=u8`).
+pub fn serve_side_by_side_2() -> Vec<Claim> {
+    const INFER: &str = "/report/analysis/groups/0/tenants/0/throughput_items_per_s/mean";
+    const INFER_UTIL: &str = "/report/analysis/groups/0/util_gpu_pct/mean";
+    const SERVED: &str = "/report/throughput_ok_per_s";
+    let mut claims: Vec<Claim> = ["1", "2", "3"]
+        .iter()
+        .map(|rep| {
+            h200(format!(
+                "| {rep} | {{JL:{rep}:resnet50:infer-batch:none:{INFER}|int}} ({{JL:{rep}:resnet50:infer-batch:none:{INFER_UTIL}|pct}}) | {{JL:{rep}:resnet50:saturation:u8:{SERVED}|int}} |"
+            ))
+        })
+        .collect();
+    claims.extend(["1", "2", "3"].iter().map(|rep| {
+        h200(format!(
+            "| {{JL:{rep}:bert-base:infer-batch:none:{INFER}|int}} ({{JL:{rep}:bert-base:infer-batch:none:{INFER_UTIL}|pct}}) | {{JL:{rep}:bert-base:saturation:i64:{SERVED}|int}} |"
+        ))
+    }));
+    claims.extend([
+        h200(format!("this time against a twin that kept the GPU {{JL:*:resnet50:infer-batch:none:{INFER_UTIL}|int|range}}% busy")),
+        h200(format!("but against a twin only {{JL:*:bert-base:infer-batch:none:{INFER_UTIL}|int|range}}% busy")),
+        h200(format!("infer.batch's {{JL:1:resnet50:infer-batch:none:{INFER}|int}} images/s imply")),
     ]);
     claims
 }

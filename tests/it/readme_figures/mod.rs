@@ -116,6 +116,7 @@ studies! {
     bench_suite_resnet50_train_bert_infer: "2026-12-02-bench-mps/bench-mps-resnet50-train-bert-infer-20261202-024837" => claims::bench_suite_resnet50_train_bert_infer;
     bench_suite_gpt2_train_vit_infer: "2026-12-02-bench-mps/bench-mps-gpt2-train-vit-infer-20261202-025030" => claims::bench_suite_gpt2_train_vit_infer;
     occupancy: "2026-12-02-measure/occupancy" => claims::occupancy;
+    occupancy_hold: "2026-12-02-occupancy-hold" => claims::occupancy_hold;
     interval: "2026-12-02-measure/interval" => claims::interval;
     scaling: "2026-12-02-measure/scaling" => claims::scaling;
 }
@@ -134,6 +135,7 @@ raw_files! {
     serve_resnet50_p99_batched: "2026-11-29-serve/3-resnet50-pinned-staging/p99-batch32.json" => claims::serve_resnet50_p99_batched;
     serve_resnet50_p99_unbatched: "2026-11-29-serve/3-resnet50-pinned-staging/p99-batch1.json" => claims::serve_resnet50_p99_unbatched;
     serve_side_by_side: "2026-12-02-serve-side-by-side/runs.jsonl" => claims::serve_side_by_side;
+    serve_side_by_side_2: "2026-12-02-serve-side-by-side-2/runs.jsonl" => claims::serve_side_by_side_2;
 }
 
 fn check(study: &str, claims: Vec<Claim>) {
