@@ -331,7 +331,6 @@ workload = "cpu.synthetic"
 "#;
         let run = |mode: ModeSetting, rep: u32, a: usize, b: usize| {
             testing::run(
-                &format!("{mode}/c0/r{rep}"),
                 mode,
                 rep,
                 vec![testing::tenant("a", a), testing::tenant("b", b)],

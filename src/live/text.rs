@@ -371,7 +371,6 @@ slo = { percentile = 75.0, target_ms = 50.0 }
         live.phase(&[1], TenantPhase::Stopping);
         live.phase(&[1], TenantPhase::Done);
         study.runs.push(testing::run(
-            &plan.runs[0].id,
             ModeSetting::Exclusive,
             0,
             vec![
@@ -390,7 +389,6 @@ slo = { percentile = 75.0, target_ms = 50.0 }
         live.phase(&[0, 1], TenantPhase::Stopping);
         live.phase(&[0, 1], TenantPhase::Done);
         study.runs.push(testing::run(
-            &plan.runs[1].id,
             ModeSetting::TimeSlicing,
             0,
             vec![

@@ -409,13 +409,10 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
     use crate::monitor::{MonitorSeries, Sample};
     use crate::results::schema::{TenantRecord, WindowRecord};
     use crate::results::testing::{self, tenant};
-    use crate::scenario::{self, Plan};
 
     const SCENARIO: &str = r#"name = "energy"
 [run]
@@ -449,13 +446,12 @@ workload = "cpu.synthetic"
     }
 
     fn run(
-        id: &str,
         mode: ModeSetting,
         tenants: Vec<TenantRecord>,
         windows: Vec<WindowRecord>,
         watts: f64,
     ) -> RunRecord {
-        let mut run = testing::run(id, mode, 0, tenants);
+        let mut run = testing::run(mode, 0, tenants);
         run.monitor = Some(series(watts));
         run.windows = windows;
         run
@@ -476,7 +472,6 @@ workload = "cpu.synthetic"
             vec![
                 // Alone, each tenant does 100 items in 1 s at 200 W: 2 J per item.
                 run(
-                    "exclusive/c0/r0",
                     ModeSetting::Exclusive,
                     vec![tenant("a", 100), tenant("b", 100)],
                     vec![window(&["a"], 1.0), window(&["b"], 3.0)],
@@ -485,7 +480,6 @@ workload = "cpu.synthetic"
                 // Shared, each does 60 items in 1 s at 300 W: 300 J for work that alone
                 // would have cost 2 x 60 x 2 J = 240 J.
                 run(
-                    "time-slicing/c0/r0",
                     ModeSetting::TimeSlicing,
                     vec![tenant("a", 60), tenant("b", 60)],
                     vec![window(&["a", "b"], 1.0)],
@@ -521,38 +515,24 @@ name = "r"
 workload = "cpu.synthetic"
 replicas = 2
 "#;
-        let scenario = scenario::parse(Path::new("s.toml"), text).unwrap();
-        let plan = Plan::expand(&scenario);
-        let study = Study {
-            schema_version: 1,
-            shard: None,
-            scenario_source: text.into(),
-            scenario_path: "s.toml".into(),
-            environment: Default::default(),
-            started_at: String::new(),
-            finished_at: None,
-            interrupted: false,
-            analysis: None,
-            runs: vec![
+        let study = testing::study(
+            text,
+            vec![
                 // Alone the same work ran at 100 and 80 items/s: one baseline of 90.
                 run(
-                    "exclusive/c0/r0",
                     ModeSetting::Exclusive,
                     vec![tenant("r#0", 100), tenant("r#1", 80)],
                     vec![window(&["r#0"], 1.0), window(&["r#1"], 3.0)],
                     200.0,
                 ),
                 run(
-                    "time-slicing/c0/r0",
                     ModeSetting::TimeSlicing,
                     vec![tenant("r#0", 45), tenant("r#1", 45)],
                     vec![window(&["r#0", "r#1"], 1.0)],
                     300.0,
                 ),
             ],
-            scenario,
-            plan,
-        };
+        );
         let analysis = analyze(&study);
         let [baseline] = analysis.baselines.as_slice() else {
             panic!("{:?}", analysis.baselines)
@@ -601,12 +581,7 @@ replicas = 2
         let mut study = testing::serving_study();
         // Too few samples in every shared run: 5 steps against min_samples = 10.
         for run in study.runs.iter_mut().filter(|r| r.mode.concurrent()) {
-            *run = testing::run(
-                &run.id,
-                run.mode.clone(),
-                run.repetition,
-                vec![tenant("api", 5)],
-            );
+            *run = testing::run(run.mode.clone(), run.repetition, vec![tenant("api", 5)]);
         }
         let analysis = analyze(&study);
         let shared = &analysis.groups[1];

@@ -38,10 +38,11 @@ pub fn tenant(name: &str, steps: usize) -> TenantRecord {
     }
 }
 
-/// A completed run of `tenants` without GPU samples.
-pub fn run(id: &str, mode: ModeSetting, repetition: u32, tenants: Vec<TenantRecord>) -> RunRecord {
+/// A completed run of `tenants` in configuration c0, without GPU samples, with the id the
+/// plan gives it (`{mode}/c0/r{repetition}`).
+pub fn run(mode: ModeSetting, repetition: u32, tenants: Vec<TenantRecord>) -> RunRecord {
     RunRecord {
-        id: id.into(),
+        id: format!("{mode}/c0/r{repetition}"),
         config_idx: 0,
         mode,
         repetition,
@@ -113,30 +114,10 @@ pub fn serving_study() -> Study {
     study(
         SERVING,
         vec![
-            run(
-                "exclusive/c0/r0",
-                ModeSetting::Exclusive,
-                0,
-                vec![serving(0, 5.0)],
-            ),
-            run(
-                "time-slicing/c0/r0",
-                ModeSetting::TimeSlicing,
-                0,
-                vec![serving(30, 5.0)],
-            ),
-            run(
-                "exclusive/c0/r1",
-                ModeSetting::Exclusive,
-                1,
-                vec![serving(0, 5.0)],
-            ),
-            run(
-                "time-slicing/c0/r1",
-                ModeSetting::TimeSlicing,
-                1,
-                vec![serving(0, 5.0)],
-            ),
+            run(ModeSetting::Exclusive, 0, vec![serving(0, 5.0)]),
+            run(ModeSetting::TimeSlicing, 0, vec![serving(30, 5.0)]),
+            run(ModeSetting::Exclusive, 1, vec![serving(0, 5.0)]),
+            run(ModeSetting::TimeSlicing, 1, vec![serving(0, 5.0)]),
         ],
     )
 }
