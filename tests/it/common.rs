@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use serde_json::Value;
+
 /// The gpushare binary under test.
 pub fn gpushare() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gpushare"))
@@ -57,6 +59,44 @@ workload = "cpu.synthetic"
 params = {{ step_ms = 2.0{extra_tenant_params} }}
 "#
     )
+}
+
+/// `text` (a scenario from [`quick_scenario`]) with the `good` tenant's step swept over 2
+/// and 3 ms: two configurations.
+pub fn swept(text: &str) -> String {
+    assert!(text.contains("step_ms = 2.0 }"), "{text}");
+    text.replacen("step_ms = 2.0 }", "step_ms = [2.0, 3.0] }", 1)
+}
+
+/// `gpushare run` of shard `shard` (`I/N`) of the scenario into `out`, as an Indexed Job's
+/// index runs it, without GPU samples.
+pub fn shard_run(scenario: &Path, out: &Path, shard: &str) -> Command {
+    let mut command = gpushare();
+    command
+        .arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .args(["--shard", shard, "--monitor-interval-ms", "0"]);
+    command
+}
+
+/// The study a run wrote into `dir` (its `run.json`).
+pub fn read_study(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
+}
+
+/// The configurations a study's runs ran, sorted, each once.
+pub fn configs_of(study: &Value) -> Vec<u64> {
+    let mut configs: Vec<u64> = study["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["config_idx"].as_u64().unwrap())
+        .collect();
+    configs.sort();
+    configs.dedup();
+    configs
 }
 
 /// Processes whose environment carries the marker (workers inherit the runner's, and a

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{gpushare, quick_scenario, root, stderr, stdout, write_scenario};
+use crate::common::{
+    configs_of, gpushare, quick_scenario, read_study, root, shard_run, stderr, stdout, swept,
+    write_scenario,
+};
 
 fn files_in(dir: &Path) -> BTreeMap<PathBuf, String> {
     let mut files = BTreeMap::new();
@@ -438,19 +441,15 @@ fn job_pods_json(phase: &str) -> String {
 #[test]
 fn k8s_run_of_a_sharded_job_brings_back_each_shard_and_they_merge_into_the_sweep() {
     let dir = tempfile::tempdir().unwrap();
-    let text = quick_scenario("").replacen("step_ms = 2.0 }", "step_ms = [2.0, 3.0] }", 1);
+    let text = swept(&quick_scenario(""));
     let scenario = write_scenario(dir.path(), "s.toml", &text);
     let stub_dir = stub(dir.path());
     // Each index's log: a real study of its shard, as `--study-to-stdout` prints it.
     let children: Vec<_> = (0..2)
         .map(|i| {
-            gpushare()
-                .arg("run")
-                .arg(&scenario)
-                .arg("--out")
-                .arg(dir.path().join(format!("local-{i}")))
-                .args(["--shard", &format!("{i}/2")])
-                .args(["--study-to-stdout", "--monitor-interval-ms", "0"])
+            let out = dir.path().join(format!("local-{i}"));
+            shard_run(&scenario, &out, &format!("{i}/2"))
+                .arg("--study-to-stdout")
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -522,14 +521,5 @@ fn k8s_run_of_a_sharded_job_brings_back_each_shard_and_they_merge_into_the_sweep
         "{}",
         stdout(&merge)
     );
-    let study: Value =
-        serde_json::from_str(&std::fs::read_to_string(merged.join("run.json")).unwrap()).unwrap();
-    let mut configs: Vec<u64> = study["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["config_idx"].as_u64().unwrap())
-        .collect();
-    configs.dedup();
-    assert_eq!(configs, [0, 1]);
+    assert_eq!(configs_of(&read_study(&merged)), [0, 1]);
 }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{gpushare, quick_scenario, root, stderr, stdout, write_scenario};
+use crate::common::{
+    configs_of, gpushare, quick_scenario, read_study, root, shard_run, stderr, stdout, swept,
+    write_scenario,
+};
 
 fn scenario_text() -> String {
     quick_scenario("").replace(
@@ -56,25 +59,9 @@ fn three_node_studies_merge_into_one_report_with_a_row_per_node() {
         );
     }
     // Across nodes: three node means per group, so an interval is stated.
-    let all: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("| all nodes |"))
-        .collect();
-    assert_eq!(all.len(), 2, "{text}");
-    assert!(
-        all[1].starts_with("| all nodes | time-slicing c0 | 3/3 | "),
-        "{}",
-        all[1]
-    );
-    assert!(
-        all[1].contains(" ["),
-        "an interval across nodes: {}",
-        all[1]
-    );
+    assert_across_nodes(&text, "time-slicing c0 | 3/3");
     // The merged study pools nine repetitions per group and renders again.
-    let merged: Value =
-        serde_json::from_str(&std::fs::read_to_string(merged_dir.join("run.json")).unwrap())
-            .unwrap();
+    let merged = read_study(&merged_dir);
     assert_eq!(merged["scenario"]["run"]["repetitions"], 3);
     assert_eq!(merged["runs"].as_array().unwrap().len(), 6);
     assert_eq!(merged["runs"][5]["id"], "node2/time-slicing/c0/r0");
@@ -85,9 +72,28 @@ fn three_node_studies_merge_into_one_report_with_a_row_per_node() {
     assert!(report.status.success(), "{}", stderr(&report));
 }
 
+/// A merge report's `all nodes` rows: one per group, two groups, and the second one's
+/// leading cells (`mode config | valid/runs`) are `second`, with an interval across nodes.
+fn assert_across_nodes(report: &str, second: &str) {
+    let all: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("| all nodes |"))
+        .collect();
+    assert_eq!(all.len(), 2, "{report}");
+    assert!(
+        all[1].starts_with(&format!("| all nodes | {second} | ")),
+        "{}",
+        all[1]
+    );
+    assert!(
+        all[1].contains(" ["),
+        "an interval across nodes: {}",
+        all[1]
+    );
+}
+
 fn with(path: &Path, dir: &Path, name: &str, edit: impl Fn(&mut Value)) -> PathBuf {
-    let mut study: Value =
-        serde_json::from_str(&std::fs::read_to_string(path.join("run.json")).unwrap()).unwrap();
+    let mut study = read_study(path);
     edit(&mut study);
     let out = dir.join(name);
     std::fs::create_dir_all(&out).unwrap();
@@ -152,46 +158,11 @@ fn merge_refuses_other_scenarios_and_gpu_models() {
     assert_eq!(one.status.code(), Some(2));
 }
 
-/// Two configurations (the `good` tenant's step swept), alone and time-sliced.
-fn sweep_text() -> String {
-    scenario_text().replacen("step_ms = 2.0 }", "step_ms = [2.0, 3.0] }", 1)
-}
-
-/// Runs shard `shard` of the scenario into `dir/name`, as an Indexed Job's index would.
-fn shard_study(dir: &Path, name: &str, scenario: &Path, shard: &str) -> std::process::Child {
-    gpushare()
-        .arg("run")
-        .arg(scenario)
-        .arg("--out")
-        .arg(dir.join(name))
-        .args(["--shard", shard, "--monitor-interval-ms", "0"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn configs_of(study: &Value) -> Vec<u64> {
-    let mut configs: Vec<u64> = study["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["config_idx"].as_u64().unwrap())
-        .collect();
-    configs.sort();
-    configs.dedup();
-    configs
-}
-
-fn read(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
-}
-
 #[test]
 fn shards_of_a_sweep_merge_into_the_whole_sweep_and_a_repeated_shard_into_intervals() {
     let dir = tempfile::tempdir().unwrap();
-    let text = sweep_text();
-    assert!(text.contains("step_ms = [2.0, 3.0]"), "{text}");
+    // Two configurations (the `good` tenant's step swept), alone and time-sliced.
+    let text = swept(&scenario_text());
     let scenario = write_scenario(dir.path(), "s.toml", &text);
     // The unsharded plan's configurations, from its dry run.
     let dry = gpushare()
@@ -207,21 +178,26 @@ fn shards_of_a_sweep_merge_into_the_whole_sweep_and_a_repeated_shard_into_interv
         .collect();
     assert_eq!(whole, ["0", "1"], "{}", stdout(&dry));
     // Shard 0 on two nodes, shard 1 on one, at the same time as an Indexed Job's pods.
-    let children = [("a", "0/2"), ("b", "1/2"), ("c", "0/2")]
-        .map(|(name, shard)| shard_study(dir.path(), name, &scenario, shard));
+    let children = [("a", "0/2"), ("b", "1/2"), ("c", "0/2")].map(|(name, shard)| {
+        shard_run(&scenario, &dir.path().join(name), shard)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    });
     for child in children {
         let output = child.wait_with_output().unwrap();
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     }
     let [a, b, c] = ["a", "b", "c"].map(|n| dir.path().join(n));
     assert_eq!(
-        read(&a)["shard"],
+        read_study(&a)["shard"],
         serde_json::json!({"index": 0, "count": 2})
     );
-    assert_eq!(configs_of(&read(&a)), [0]);
-    assert_eq!(configs_of(&read(&b)), [1]);
+    assert_eq!(configs_of(&read_study(&a)), [0]);
+    assert_eq!(configs_of(&read_study(&b)), [1]);
     // Each shard ran its exclusive baseline beside its shared runs.
-    let ids: Vec<String> = read(&b)["runs"]
+    let ids: Vec<String> = read_study(&b)["runs"]
         .as_array()
         .unwrap()
         .iter()
@@ -248,24 +224,10 @@ fn shards_of_a_sweep_merge_into_the_whole_sweep_and_a_repeated_shard_into_interv
         "{text}"
     );
     // Across nodes only where several ran the group: c0 (shard 0 twice), not c1.
-    let all: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("| all nodes |"))
-        .collect();
-    assert_eq!(all.len(), 2, "{text}");
-    assert!(
-        all[1].starts_with("| all nodes | time-slicing c0 | 2/2 | "),
-        "{}",
-        all[1]
-    );
-    assert!(
-        all[1].contains(" ["),
-        "an interval across nodes: {}",
-        all[1]
-    );
+    assert_across_nodes(&text, "time-slicing c0 | 2/2");
 
     // The merged study holds the unsharded plan's configurations, every mode of each.
-    let merged = read(&merged_dir);
+    let merged = read_study(&merged_dir);
     assert_eq!(merged.get("shard"), None);
     assert_eq!(configs_of(&merged), [0, 1]);
     assert_eq!(merged["scenario"]["run"]["repetitions"], 2);
