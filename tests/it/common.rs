@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -79,6 +80,19 @@ pub fn shard_run(scenario: &Path, out: &Path, shard: &str) -> Command {
         .arg(out)
         .args(["--shard", shard, "--monitor-interval-ms", "0"]);
     command
+}
+
+/// `gpushare merge` of the studies into `out`, which must succeed: its report.
+pub fn merge_into(studies: &[impl AsRef<OsStr>], out: &Path) -> String {
+    let output = gpushare()
+        .arg("merge")
+        .args(studies)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output)
 }
 
 /// The study a run wrote into `dir` (its `run.json`).

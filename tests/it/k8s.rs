@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::{
-    configs_of, gpushare, quick_scenario, read_study, root, shard_run, stderr, stdout, swept,
-    write_scenario,
+    configs_of, gpushare, merge_into, quick_scenario, read_study, root, shard_run, stderr, stdout,
+    swept, write_scenario,
 };
 
 fn files_in(dir: &Path) -> BTreeMap<PathBuf, String> {
@@ -507,19 +507,11 @@ fn k8s_run_of_a_sharded_job_brings_back_each_shard_and_they_merge_into_the_sweep
     );
     // The two shards are the whole sweep again.
     let merged = k8s.join("merged");
-    let merge = gpushare()
-        .arg("merge")
-        .args([k8s.join("node-0"), k8s.join("node-1")])
-        .arg("--out")
-        .arg(&merged)
-        .output()
-        .unwrap();
-    assert!(merge.status.success(), "{}", stderr(&merge));
+    let report = merge_into(&[k8s.join("node-0"), k8s.join("node-1")], &merged);
     assert!(
-        stdout(&merge)
+        report
             .contains("2 of the sweep's 2 configuration(s) ran, 0 of them on more than one node."),
-        "{}",
-        stdout(&merge)
+        "{report}"
     );
     assert_eq!(configs_of(&read_study(&merged)), [0, 1]);
 }

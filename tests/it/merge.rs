@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::common::{
-    configs_of, gpushare, quick_scenario, read_study, root, shard_run, stderr, stdout, swept,
-    write_scenario,
+    configs_of, gpushare, merge_into, quick_scenario, read_study, root, shard_run, stderr, stdout,
+    swept, write_scenario,
 };
 
 fn scenario_text() -> String {
@@ -41,15 +41,7 @@ fn three_node_studies_merge_into_one_report_with_a_row_per_node() {
         .map(|i| study(dir.path(), &format!("node-{i}"), &scenario))
         .collect();
     let merged_dir = dir.path().join("merged");
-    let output = gpushare()
-        .arg("merge")
-        .args(&nodes)
-        .arg("--out")
-        .arg(&merged_dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let text = stdout(&output);
+    let text = merge_into(&nodes, &merged_dir);
     assert!(text.starts_with("# `quick` on 3 nodes\n"), "{text}");
     for i in 0..3 {
         assert_eq!(
@@ -206,15 +198,7 @@ fn shards_of_a_sweep_merge_into_the_whole_sweep_and_a_repeated_shard_into_interv
     assert_eq!(ids, ["exclusive/c1/r0", "time-slicing/c1/r0"]);
 
     let merged_dir = dir.path().join("merged");
-    let output = gpushare()
-        .arg("merge")
-        .args([&a, &b, &c])
-        .arg("--out")
-        .arg(&merged_dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let text = stdout(&output);
+    let text = merge_into(&[&a, &b, &c], &merged_dir);
     assert!(
         text.contains("2 of the sweep's 2 configuration(s) ran, 1 of them on more than one node."),
         "{text}"
