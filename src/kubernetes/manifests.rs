@@ -225,6 +225,57 @@ fn volumes() -> (Vec<Volume>, Vec<VolumeMount>) {
     )
 }
 
+/// The spec of a pod that runs `gpushare ARGS` in one container named `container`, as
+/// every pod gpushare renders does: never restarted, as a non-root user, on a read-only
+/// root filesystem with the scenario volume and a writable /tmp, on `node_selector`'s nodes.
+/// Callers add what differs (affinity, the host's IPC) with struct update syntax.
+fn gpushare_pod(
+    container: &str,
+    opts: &RenderOptions,
+    args: Vec<String>,
+    env: Option<Vec<EnvVar>>,
+    resources: ResourceRequirements,
+    node_selector: BTreeMap<String, String>,
+) -> PodSpec {
+    let (volumes, mounts) = volumes();
+    PodSpec {
+        restart_policy: Some("Never".to_string()),
+        security_context: Some(pod_security()),
+        node_selector: Some(node_selector),
+        containers: vec![Container {
+            name: container.to_string(),
+            image: Some(opts.image.clone()),
+            image_pull_policy: Some("IfNotPresent".to_string()),
+            command: Some(vec!["gpushare".to_string()]),
+            args: Some(args),
+            env,
+            resources: Some(resources),
+            security_context: Some(container_security()),
+            volume_mounts: Some(mounts),
+            ..Container::default()
+        }],
+        volumes: Some(volumes),
+        ..PodSpec::default()
+    }
+}
+
+/// A GPU container's resources: the tenant CPU and memory asked for, one `gpu_resource`,
+/// and its memory as the limit.
+fn gpu_resources(opts: &RenderOptions, gpu_resource: &str) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(quantities(&[
+            ("cpu", &opts.tenant_cpu),
+            ("memory", &opts.tenant_memory),
+            (gpu_resource, "1"),
+        ])),
+        limits: Some(quantities(&[
+            ("memory", &opts.tenant_memory),
+            (gpu_resource, "1"),
+        ])),
+        ..ResourceRequirements::default()
+    }
+}
+
 /// The node selector for a group's pods.
 fn node_selector(opts: &RenderOptions, default: (&str, String)) -> BTreeMap<String, String> {
     match &opts.placement {
@@ -363,7 +414,6 @@ fn strategy_objects(
     let group = [(STRATEGY_LABEL, strategy.name())];
     let runner_labels = labels(scenario, &[group[0], (COMPONENT_LABEL, "runner")]);
     let selector = node_selector(opts, (CONFIG_LABEL, strategy.config_name()));
-    let (volumes, mounts) = volumes();
     let mut objects = vec![Object::Service(Box::new(Service {
         metadata: meta(&runner, ns, runner_labels.clone()),
         spec: Some(ServiceSpec {
@@ -396,31 +446,20 @@ fn strategy_objects(
     ];
     objects.push(Object::Pod(Box::new(Pod {
         metadata: meta(&runner, ns, runner_labels),
-        spec: Some(PodSpec {
-            restart_policy: Some("Never".to_string()),
-            security_context: Some(pod_security()),
-            // The runner needs no GPU, but its host's network is where tenants dial; keep
-            // it next to them so the barrier's Go reaches them at the same time.
-            node_selector: Some(selector.clone()),
-            containers: vec![Container {
-                name: "runner".to_string(),
-                image: Some(opts.image.clone()),
-                image_pull_policy: Some("IfNotPresent".to_string()),
-                command: Some(vec!["gpushare".to_string()]),
-                args: Some(runner_args),
-                env: Some(vec![token_env()]),
-                resources: Some(ResourceRequirements {
-                    requests: Some(quantities(&[("cpu", "500m"), ("memory", "512Mi")])),
-                    limits: Some(quantities(&[("memory", "2Gi")])),
-                    ..ResourceRequirements::default()
-                }),
-                security_context: Some(container_security()),
-                volume_mounts: Some(mounts.clone()),
-                ..Container::default()
-            }],
-            volumes: Some(volumes.clone()),
-            ..PodSpec::default()
-        }),
+        // The runner needs no GPU, but its host's network is where tenants dial; keep it
+        // next to them so the barrier's Go reaches them at the same time.
+        spec: Some(gpushare_pod(
+            "runner",
+            opts,
+            runner_args,
+            Some(vec![token_env()]),
+            ResourceRequirements {
+                requests: Some(quantities(&[("cpu", "500m"), ("memory", "512Mi")])),
+                limits: Some(quantities(&[("memory", "2Gi")])),
+                ..ResourceRequirements::default()
+            },
+            selector.clone(),
+        )),
         ..Pod::default()
     })));
     let gpu_resource = match (strategy, scenario.modes.iter().find_map(mig_profile)) {
@@ -443,14 +482,11 @@ fn strategy_objects(
         objects.push(Object::Pod(Box::new(Pod {
             metadata: meta(&name, ns, tenant_labels),
             spec: Some(PodSpec {
-                restart_policy: Some("Never".to_string()),
-                security_context: Some(pod_security()),
                 // The NVIDIA device plugin mounts its MPS daemon's pipe and shm directories
                 // into each container it gives an MPS share, so the pod's own IPC namespace
                 // suffices there; `--mps-host-ipc` is for clusters whose MPS daemon the
                 // clients reach through the host's (kubernetes/README.md, "MPS and IPC").
                 host_ipc: (strategy == Strategy::Mps && opts.mps_host_ipc).then_some(true),
-                node_selector: Some(selector.clone()),
                 // Every tenant of a strategy on the same node: the same GPU is shared.
                 affinity: Some(Affinity {
                     pod_affinity: Some(PodAffinity {
@@ -471,31 +507,14 @@ fn strategy_objects(
                     }),
                     ..Affinity::default()
                 }),
-                containers: vec![Container {
-                    name: "worker".to_string(),
-                    image: Some(opts.image.clone()),
-                    image_pull_policy: Some("IfNotPresent".to_string()),
-                    command: Some(vec!["gpushare".to_string()]),
-                    args: Some(args),
-                    env: Some(vec![token_env()]),
-                    resources: Some(ResourceRequirements {
-                        requests: Some(quantities(&[
-                            ("cpu", &opts.tenant_cpu),
-                            ("memory", &opts.tenant_memory),
-                            (&gpu_resource, "1"),
-                        ])),
-                        limits: Some(quantities(&[
-                            ("memory", &opts.tenant_memory),
-                            (&gpu_resource, "1"),
-                        ])),
-                        ..ResourceRequirements::default()
-                    }),
-                    security_context: Some(container_security()),
-                    volume_mounts: Some(mounts.clone()),
-                    ..Container::default()
-                }],
-                volumes: Some(volumes.clone()),
-                ..PodSpec::default()
+                ..gpushare_pod(
+                    "worker",
+                    opts,
+                    args,
+                    Some(vec![token_env()]),
+                    gpu_resources(opts, &gpu_resource),
+                    selector.clone(),
+                )
             }),
             ..Pod::default()
         })));
@@ -522,7 +541,6 @@ pub fn job_name(scenario: &Scenario) -> String {
 fn indexed_job(scenario: &Scenario, ns: &str, opts: &RenderOptions, nodes: u32) -> Job {
     let name = job_name(scenario);
     let pod_labels = labels(scenario, &[(COMPONENT_LABEL, "node-study")]);
-    let (volumes, mounts) = volumes();
     let mut args = vec![
         "run".to_string(),
         format!("{SCENARIO_DIR}/{SCENARIO_KEY}"),
@@ -561,12 +579,6 @@ fn indexed_job(scenario: &Scenario, ns: &str, opts: &RenderOptions, nodes: u32) 
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    restart_policy: Some("Never".to_string()),
-                    security_context: Some(pod_security()),
-                    node_selector: Some(node_selector(
-                        opts,
-                        (SHARING_STRATEGY_LABEL, "none".to_string()),
-                    )),
                     affinity: Some(Affinity {
                         pod_anti_affinity: Some(PodAntiAffinity {
                             required_during_scheduling_ignored_during_execution: Some(vec![
@@ -583,31 +595,14 @@ fn indexed_job(scenario: &Scenario, ns: &str, opts: &RenderOptions, nodes: u32) 
                         }),
                         ..Affinity::default()
                     }),
-                    containers: vec![Container {
-                        name: "study".to_string(),
-                        image: Some(opts.image.clone()),
-                        image_pull_policy: Some("IfNotPresent".to_string()),
-                        command: Some(vec!["gpushare".to_string()]),
-                        args: Some(args),
-                        env: (!env.is_empty()).then_some(env),
-                        resources: Some(ResourceRequirements {
-                            requests: Some(quantities(&[
-                                ("cpu", &opts.tenant_cpu),
-                                ("memory", &opts.tenant_memory),
-                                (GPU_RESOURCE, "1"),
-                            ])),
-                            limits: Some(quantities(&[
-                                ("memory", &opts.tenant_memory),
-                                (GPU_RESOURCE, "1"),
-                            ])),
-                            ..ResourceRequirements::default()
-                        }),
-                        security_context: Some(container_security()),
-                        volume_mounts: Some(mounts),
-                        ..Container::default()
-                    }],
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
+                    ..gpushare_pod(
+                        "study",
+                        opts,
+                        args,
+                        (!env.is_empty()).then_some(env),
+                        gpu_resources(opts, GPU_RESOURCE),
+                        node_selector(opts, (SHARING_STRATEGY_LABEL, "none".to_string())),
+                    )
                 }),
             },
             ..JobSpec::default()
