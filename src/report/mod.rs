@@ -16,6 +16,8 @@ mod sweep;
 pub mod text;
 
 pub use error::ReportError;
+/// Three significant digits, the rounding the report's tables print figures with.
+pub use format::sig3;
 
 use serde::Serialize;
 

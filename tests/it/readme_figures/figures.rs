@@ -35,7 +35,7 @@
 use std::collections::BTreeMap;
 
 use gpushare::metrics::Analysis;
-use gpushare::report::{self, Format};
+use gpushare::report::{self, sig3, Format};
 use gpushare::results::Study;
 
 type Row = BTreeMap<String, String>;
@@ -463,20 +463,6 @@ fn number(cell: &str) -> Result<f64, String> {
         .trim_end_matches('%')
         .parse()
         .map_err(|_| format!("{cell:?} is not a number"))
-}
-
-/// Three significant digits, as the report's tables print a figure.
-fn sig3(v: f64) -> String {
-    let a = v.abs();
-    if a >= 100.0 || a == 0.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
 }
 
 /// An integer with commas between thousands: `86,188`.
