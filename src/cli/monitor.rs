@@ -72,12 +72,7 @@ fn start(args: &MonitorArgs) -> Result<Vec<(GpuLabels, MonitorHandle)>, CliError
     host.gpus
         .iter()
         .map(|g| {
-            let labels = GpuLabels {
-                gpu: g.index,
-                uuid: g.uuid.clone(),
-                model_name: g.name.clone(),
-                hostname: hostname.clone(),
-            };
+            let labels = GpuLabels::of(g, &hostname);
             Ok((labels, monitor::start(config(g.index))?))
         })
         .collect()

@@ -370,12 +370,8 @@ fn describe_shard(shard: Shard, n_configs: usize) -> String {
 /// where NVML sees none, and then no run samples one either.
 fn monitored_gpu() -> Option<GpuLabels> {
     let gpu = crate::gpu::gpu_info(0).ok()?;
-    Some(GpuLabels {
-        gpu: gpu.index,
-        uuid: gpu.uuid,
-        model_name: gpu.name,
-        hostname: crate::environment::Environment::capture().host,
-    })
+    let host = crate::environment::Environment::capture().host;
+    Some(GpuLabels::of(&gpu, &host))
 }
 
 /// What `--dry-run` shows of each tenant's container: image, environment added, mounts,

@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use super::study::{CurrentRun, Distribution, LiveTenant, RunLabels, State, StudyLabels};
-use crate::monitor::dcgm::escape;
+use crate::monitor::exposition::{self, escape};
 use crate::results::schema::RunStatus;
 use crate::runner::TenantPhase;
 
@@ -245,16 +245,7 @@ struct Exposition {
 impl Exposition {
     /// Writes HELP and TYPE and then each series with a finite value; nothing when none.
     fn family(&mut self, name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>) {
-        let rows: Vec<_> = rows.into_iter().filter(|(_, v)| v.is_finite()).collect();
-        if rows.is_empty() {
-            return;
-        }
-        // Writing to a String cannot fail.
-        let _ = writeln!(self.text, "# HELP {name} {help}");
-        let _ = writeln!(self.text, "# TYPE {name} {kind}");
-        for (labels, value) in rows {
-            let _ = writeln!(self.text, "{name}{{{labels}}} {value}");
-        }
+        exposition::family(&mut self.text, name, kind, help, &rows);
     }
 
     /// A summary per tenant with recorded values: the quantiles, the tenant's SLO
@@ -269,8 +260,7 @@ impl Exposition {
         if rows.is_empty() {
             return;
         }
-        let _ = writeln!(self.text, "# HELP {name} {help}");
-        let _ = writeln!(self.text, "# TYPE {name} summary");
+        exposition::header(&mut self.text, name, "summary", help);
         for (labels, dist, tenant) in rows {
             let mut quantiles = QUANTILES.to_vec();
             if let Some(slo) = &tenant.slo {

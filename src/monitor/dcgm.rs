@@ -4,9 +4,9 @@
 //! dcgm-exporter show `gpushare monitor` too. Units are DCGM's: percent, MiB, MHz, watts,
 //! millijoules, degrees Celsius. A metric missing from the sample is left out.
 
-use std::fmt::Write;
-
+use super::exposition::{self, escape};
 use super::series::Sample;
+use crate::gpu::GpuInfo;
 
 /// The GPU a sample belongs to, as dcgm-exporter labels it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +21,28 @@ pub struct GpuLabels {
     pub hostname: String,
 }
 
-/// A label value escaped for the text format: backslash, double quote and newline.
-pub fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+impl GpuLabels {
+    /// The labels of a GPU NVML lists, on host `hostname`.
+    pub fn of(gpu: &GpuInfo, hostname: &str) -> GpuLabels {
+        GpuLabels {
+            gpu: gpu.index,
+            uuid: gpu.uuid.clone(),
+            model_name: gpu.name.clone(),
+            hostname: hostname.to_string(),
+        }
+    }
+
+    /// dcgm-exporter's label set, as the text between a series' braces.
+    fn text(&self) -> String {
+        format!(
+            "gpu=\"{}\",UUID=\"{}\",device=\"nvidia{}\",modelName=\"{}\",Hostname=\"{}\"",
+            self.gpu,
+            escape(&self.uuid),
+            self.gpu,
+            escape(&self.model_name),
+            escape(&self.hostname)
+        )
+    }
 }
 
 /// Renders the samples of several GPUs; each family's HELP and TYPE lines appear once.
@@ -105,27 +121,11 @@ pub fn render(gpus: &[(GpuLabels, Sample)], names: &dyn Fn(u32) -> String) -> St
     ];
     let mut out = String::new();
     for (name, kind, help, pick) in families {
-        let values: Vec<(&GpuLabels, f64)> = gpus
+        let rows: Vec<(String, f64)> = gpus
             .iter()
-            .filter_map(|(labels, sample)| pick(sample).map(|v| (labels, v)))
+            .filter_map(|(labels, sample)| pick(sample).map(|v| (labels.text(), v)))
             .collect();
-        if values.is_empty() {
-            continue;
-        }
-        // Writing to a String cannot fail.
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (l, v) in values {
-            let _ = writeln!(
-                out,
-                "{name}{{gpu=\"{}\",UUID=\"{}\",device=\"nvidia{}\",modelName=\"{}\",Hostname=\"{}\"}} {v}",
-                l.gpu,
-                escape(&l.uuid),
-                l.gpu,
-                escape(&l.model_name),
-                escape(&l.hostname)
-            );
-        }
+        exposition::family(&mut out, name, kind, help, &rows);
     }
     // dcgm-exporter has no per-process figures: gpushare's own names, with the process.
     let processes: [(&str, &str, ProcessPick); 2] = [
@@ -141,28 +141,21 @@ pub fn render(gpus: &[(GpuLabels, Sample)], names: &dyn Fn(u32) -> String) -> St
         ),
     ];
     for (name, help, pick) in processes {
-        let rows: Vec<String> = gpus
+        let rows: Vec<(String, f64)> = gpus
             .iter()
             .flat_map(|(l, s)| {
                 s.processes.iter().filter_map(move |p| {
-                    pick(p).map(|v| {
-                        format!(
-                            "{name}{{gpu=\"{}\",pid=\"{}\",process=\"{}\"}} {v}",
-                            l.gpu,
-                            p.pid,
-                            escape(&names(p.pid))
-                        )
-                    })
+                    let labels = format!(
+                        "gpu=\"{}\",pid=\"{}\",process=\"{}\"",
+                        l.gpu,
+                        p.pid,
+                        escape(&names(p.pid))
+                    );
+                    pick(p).map(|v| (labels, v))
                 })
             })
             .collect();
-        if !rows.is_empty() {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} gauge");
-            for row in rows {
-                let _ = writeln!(out, "{row}");
-            }
-        }
+        exposition::family(&mut out, name, "gauge", help, &rows);
     }
     out
 }

@@ -13,6 +13,7 @@
 pub mod dcgm;
 mod error;
 pub mod exporter;
+pub mod exposition;
 #[cfg(feature = "cuda")]
 mod nvml;
 mod sampler;
