@@ -34,12 +34,13 @@ pub fn node_rows(nodes: &[NodeStudy]) -> Vec<NodeRow> {
         for group in &analysis.groups {
             let label = format!("{} c{}", group.mode, group.config_idx);
             let row = NodeRow {
-                node: match node.study.shard {
-                    Some(shard) => {
-                        format!("node{idx} ({}, shard {shard})", node.study.environment.host)
-                    }
-                    None => format!("node{idx} ({})", node.study.environment.host),
-                },
+                node: format!(
+                    "node{idx} ({}{})",
+                    node.study.environment.host,
+                    node.study
+                        .shard
+                        .map_or_else(String::new, |s| format!(", shard {s}"))
+                ),
                 group: label.clone(),
                 valid: (group.n_valid, group.n_runs),
                 stp: group.stp,

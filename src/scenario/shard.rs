@@ -49,6 +49,12 @@ pub fn parse_shard(text: &str) -> Result<ShardSpec, String> {
     };
     let index = number(index, "shard index")?;
     let count = number(count, "shard count")?;
+    check_range(index, count)?;
+    Ok(ShardSpec { index, count })
+}
+
+/// The rules every `I/N` obeys, whatever the plan: at least 1 shard, and I below N.
+fn check_range(index: u32, count: u32) -> Result<(), String> {
     if count == 0 {
         return Err("0 shards: a sweep needs at least 1 shard".to_string());
     }
@@ -58,26 +64,22 @@ pub fn parse_shard(text: &str) -> Result<ShardSpec, String> {
             count - 1
         ));
     }
-    Ok(ShardSpec { index, count })
+    Ok(())
 }
 
 /// Refuses more shards than the scenario has configurations: a shard would run nothing.
 pub fn check_count(scenario: &str, count: u32, n_configs: usize) -> Result<(), ScenarioError> {
-    if count == 0 {
-        return Err(ScenarioError::Shard {
-            scenario: scenario.to_string(),
-            reason: "0 shards: a sweep needs at least 1 shard".to_string(),
-        });
-    }
+    let refuse = |reason| ScenarioError::Shard {
+        scenario: scenario.to_string(),
+        reason,
+    };
+    check_range(0, count).map_err(refuse)?;
     if count as usize > n_configs {
-        return Err(ScenarioError::Shard {
-            scenario: scenario.to_string(),
-            reason: format!(
-                "{count} shards but the sweep has {n_configs} configuration(s), so a shard would run nothing: \
-                 use at most {n_configs} shard(s), or run the whole scenario on every node instead \
-                 (repetitions across nodes: `k8s render --per-node whole`, or `run` without --shard)"
-            ),
-        });
+        return Err(refuse(format!(
+            "{count} shards but the sweep has {n_configs} configuration(s), so a shard would run nothing: \
+             use at most {n_configs} shard(s), or run the whole scenario on every node instead \
+             (repetitions across nodes: `k8s render --per-node whole`, or `run` without --shard)"
+        )));
     }
     Ok(())
 }
@@ -86,17 +88,10 @@ impl Shard {
     /// Checks `spec` against the plan's configurations.
     pub fn new(scenario: &str, spec: ShardSpec, n_configs: usize) -> Result<Shard, ScenarioError> {
         check_count(scenario, spec.count, n_configs)?;
-        if spec.index >= spec.count {
-            return Err(ScenarioError::Shard {
-                scenario: scenario.to_string(),
-                reason: format!(
-                    "shard index {} is out of range for {} shard(s): use 0 to {}",
-                    spec.index,
-                    spec.count,
-                    spec.count - 1
-                ),
-            });
-        }
+        check_range(spec.index, spec.count).map_err(|reason| ScenarioError::Shard {
+            scenario: scenario.to_string(),
+            reason,
+        })?;
         Ok(Shard {
             index: spec.index,
             count: spec.count,
