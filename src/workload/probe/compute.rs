@@ -46,22 +46,20 @@ impl ComputeKernel {
         seed: u64,
         occupancy: Occupancy,
     ) -> Result<Self, ProbeError> {
+        // The `_full` variants' grid holds every thread slot of every SM.
+        let full = |kernel| -> Result<(CudaFunction, u32), ProbeError> {
+            let function = gpu.function(kernel)?;
+            let blocks = gpu.full_blocks(&function, kernel)?;
+            Ok((function, blocks))
+        };
         let (function, grid_blocks) = match occupancy {
             Occupancy::Kernel => {
                 let function = gpu.function(kernels::FMA_CHAINS)?;
                 let blocks = gpu.resident_blocks(&function)?;
                 (function, blocks)
             }
-            Occupancy::Full | Occupancy::Hold => {
-                let kernel = if occupancy == Occupancy::Full {
-                    kernels::FMA_CHAINS_FULL
-                } else {
-                    kernels::FMA_CHAINS_HOLD
-                };
-                let function = gpu.function(kernel)?;
-                let blocks = gpu.full_blocks(&function, kernel)?;
-                (function, blocks)
-            }
+            Occupancy::Full => full(kernels::FMA_CHAINS_FULL)?,
+            Occupancy::Hold => full(kernels::FMA_CHAINS_HOLD)?,
         };
         let threads = grid_blocks as usize * BLOCK_THREADS as usize;
         let out = gpu
