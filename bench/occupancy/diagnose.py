@@ -20,7 +20,7 @@ private daemon that this script starts and quits):
                current one ends, as a framework's stream of kernels is)
   spin-queued  the spin grid, two launches in flight
 
-It also prints the register use and occupancy of gpushare's own probe kernels
+It also prints the register use of gpushare's own probe kernels
 (`fma_chains`, `fma_chains_full`), compiled from src/workload/probe/kernels.rs.
 
 Usage (GPU machine, repository root): python3 bench/occupancy/diagnose.py [--seconds 4]
@@ -223,8 +223,17 @@ def analyse(variant, co, lat):
     }
 
 
+def blocks_by_registers(regs, device):
+    """256-thread blocks per SM that the register file and thread slots allow, with
+    registers allocated per warp in units of 256 (8 per thread); shared memory is unused."""
+    per_thread = -(-max(regs, 1) // 8) * 8
+    by_registers = device["regs_per_sm"] // (per_thread * 256)
+    return min(by_registers, device["max_threads_per_sm"] // 256)
+
+
 def own_kernels():
-    """Register use and occupancy of gpushare's probe kernels, compiled by CuPy."""
+    """Register use of gpushare's probe kernels, compiled by CuPy, and the blocks per SM
+    that it allows."""
     import cupy as cp
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -239,12 +248,9 @@ def own_kernels():
               "regs_per_sm": dev.attributes["MaxRegistersPerMultiprocessor"],
               "sms": dev.attributes["MultiProcessorCount"]}
     for name in ("fma_chains", "fma_chains_full", "copy_f4", "copy_f4_full"):
-        fn = mod.get_function(name)
-        try:
-            blocks = cp.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(fn.ptr, 256, 0)
-        except Exception as e:  # noqa: BLE001 - report whatever the API says
-            blocks = f"unavailable: {e}"
-        result[name] = {"regs_per_thread": fn.num_regs, "blocks_per_sm_256": blocks}
+        regs = mod.get_function(name).num_regs
+        result[name] = {"regs_per_thread": regs,
+                        "blocks_per_sm_256_by_registers": blocks_by_registers(regs, result)}
     return result
 
 
