@@ -3,8 +3,10 @@
 # for REPS repetitions, alternating, each model's `infer.batch.<model>` alone at batch BATCH
 # and PRECISION, then `gpushare serve` saturated (closed loop, SAT_CONNECTIONS) with
 # each body kind: resnet50 with f32 bodies and with u8 bodies (raw pixels, normalized on the
-# GPU), bert-base with i64 token ids. Then, once per body kind, P99 at half its median
-# saturation rate (open loop, Poisson, SLO P99 50 ms). Prints a table of medians with their
+# GPU), bert-base with i64 token ids. A body kind with the suffix `:serial` (e.g.
+# `u8:serial`) runs the server with `--max-batches-in-flight 1`, each batch finished before
+# the next is submitted, against the default 2. Then, once per body kind, P99 at half its
+# median saturation rate (open loop, Poisson, SLO P99 50 ms). Prints a table of medians with their
 # spread (min..max over the repetitions) and the serve / infer.batch ratios per repetition
 # (goal: resnet50 0.9, bert-base 0.95).
 #
@@ -15,9 +17,12 @@
 # Environment (defaults in brackets): MODELS ["resnet50 bert-base"], BATCH [32],
 # PRECISION [bf16], REPS [3], SATURATION_S [8] seconds per saturation and infer.batch
 # window, WARMUP_S [3] infer.batch warm-up, LATENCY_S [8] per P99 run, THREADS [8]
-# generator threads, RESNET_BODIES ["f32 u8"] resnet50's body kinds, SAT_CONNECTIONS
+# generator threads, RESNET_BODIES ["f32 u8"] resnet50's and BERT_BODIES ["i64"] bert-base's
+# body kinds, SAT_CONNECTIONS
 # [4 x BATCH] closed-loop clients (enough to keep a batch running, one assembled and the
-# next one queueing), DEVICE [cuda]; TINY=1 serves
+# next one queueing), DEVICE [cuda], SERVER_CPUS and LOAD_CPUS [unset] CPU lists for
+# `taskset -c` (the server and the infer.batch study on one set, the load generator on
+# another, as if the clients ran on another host); TINY=1 serves
 # and runs the tiny models (with DEVICE=cpu, a small BATCH and short windows it checks
 # this script without a GPU).
 # About 6 minutes on the H200 with the defaults. Raw results go to
@@ -28,7 +33,7 @@
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
-    sed -n '2,27p' "$0" >&2
+    sed -n '2,32p' "$0" >&2
     exit 2
 fi
 gpushare=$1
@@ -51,6 +56,10 @@ mkdir -p "${out}"
 : >"${out}/logs.txt"
 server_pid=""
 started_at=$(date +%s)
+server_cpus=()
+load_cpus=()
+[[ -n "${SERVER_CPUS:-}" ]] && server_cpus=(taskset -c "${SERVER_CPUS}")
+[[ -n "${LOAD_CPUS:-}" ]] && load_cpus=(taskset -c "${LOAD_CPUS}")
 
 if torch_lib=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__) + "/lib")' 2>/dev/null); then
     export LD_LIBRARY_PATH="${torch_lib}:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
@@ -108,19 +117,21 @@ PY
 bodies_of() {
     case "$1" in
         resnet50) echo "${RESNET_BODIES:-f32 u8}" ;;
-        bert-base) echo "i64" ;;
+        bert-base) echo "${BERT_BODIES:-i64}" ;;
         *) echo "h200 side-by-side: unknown model $1 (resnet50 or bert-base)" >&2; exit 2 ;;
     esac
 }
 
-# Starts `serve --model $1` with max batch $2 and waits until it is warmed up; sets $url.
+# Starts `serve --model $1` with max batch $2 for body kind $3 (`:serial`: one batch in
+# flight) and waits until it is warmed up; sets $url.
 start_server() {
-    local model=$1 max_batch=$2 ready="${work}/ready" waited=0
+    local model=$1 max_batch=$2 body=$3 ready="${work}/ready" waited=0
     rm -f "${ready}"
     local extra=()
     [[ "${tiny}" == 1 ]] && extra+=(--tiny)
-    echo "### serve ${model} max batch ${max_batch}" >>"${out}/logs.txt"
-    "${gpushare}" serve --model "${model}" --max-batch-size "${max_batch}" \
+    [[ "${body}" == *:serial ]] && extra+=(--max-batches-in-flight 1)
+    echo "### serve ${model} max batch ${max_batch} ${extra[*]} at $(($(date +%s) - started_at)) s" >>"${out}/logs.txt"
+    "${server_cpus[@]}" "${gpushare}" serve --model "${model}" --max-batch-size "${max_batch}" \
         --max-queue-delay 2ms --bind 127.0.0.1:0 --ready-file "${ready}" \
         --precision "${precision}" --device "${device}" "${extra[@]}" \
         2>>"${out}/logs.txt" &
@@ -169,9 +180,9 @@ name = "batch"
 workload = "infer.batch.${model}"
 params = { batch_size = ${batch}, precision = "${precision}", device = "${device}"${tiny_param} }
 TOML
-    echo "### infer.batch.${model} rep ${rep}" >>"${out}/logs.txt"
+    echo "### infer.batch.${model} rep ${rep} at $(($(date +%s) - started_at)) s" >>"${out}/logs.txt"
     # Exit status 3 is a completed run the verdict calls invalid: the table says so.
-    "${gpushare}" run "${work}/infer-batch.toml" --out "${work}/infer-batch" --force \
+    "${server_cpus[@]}" "${gpushare}" run "${work}/infer-batch.toml" --out "${work}/infer-batch" --force \
         --format json >"${work}/infer-batch.json" 2>>"${out}/logs.txt" || status=$?
     if [[ "${status}" -ne 0 && "${status}" -ne 3 ]]; then
         tail -n 5 "${out}/logs.txt" >&2
@@ -184,8 +195,8 @@ TOML
 # Saturates `serve --model $1` with body kind $2 for one window; records it for rep $3.
 saturate() {
     local model=$1 body=$2 rep=$3
-    start_server "${model}" "${batch}"
-    "${gpushare}" load "${url}" --body "${work}/${model}-${body}.bin" --closed-loop \
+    start_server "${model}" "${batch}" "${body}"
+    "${load_cpus[@]}" "${gpushare}" load "${url}" --body "${work}/${model}-${body%%:*}.bin" --closed-loop \
         --connections "${sat_connections}" --threads "${threads}" --duration "${saturation_s}s" \
         --format json >"${work}/load.json" 2>>"${out}/logs.txt"
     save_metrics "saturation ${model} ${body} rep ${rep}"
@@ -217,8 +228,8 @@ print(round(max(statistics.median(rates) / 2, 1.0), 1))
 PY
 )
         echo "== P99 of ${model} with ${body} bodies at ${rate} req/s (half of saturation), $(($(date +%s) - started_at)) s so far" >&2
-        start_server "${model}" "${batch}"
-        "${gpushare}" load "${url}" --body "${work}/${model}-${body}.bin" --poisson \
+        start_server "${model}" "${batch}" "${body}"
+        "${load_cpus[@]}" "${gpushare}" load "${url}" --body "${work}/${model}-${body%%:*}.bin" --poisson \
             --rate "${rate}" --connections "$((8 * batch))" --threads "${threads}" \
             --duration "${latency_s}s" --slo-p99 50ms --format json \
             >"${work}/load.json" 2>>"${out}/logs.txt"
@@ -281,11 +292,11 @@ for model in dict.fromkeys(r["model"] for r in runs):
                      if r["model"] == model and r["what"] == "saturation" and r["body"] == body)
         ratios = [sat[rep] / alone[rep] for rep in sat if alone.get(rep)]
         stats = [batch_stats[k] for k in batch_stats if k.startswith(f"saturation {model} {body} ")]
-        print(f"  serve {body:>3}: {spread(list(sat.values()))} req/s, {errors} errors; "
+        print(f"  serve {body:>8}: {spread(list(sat.values()))} req/s, {errors} errors; "
               f"ratio {spread(ratios, '{:.3f}')} (goal {goal.get(model, 0.9)})")
         if stats:
             print(f"    per batch: mean size {statistics.median(s[0] for s in stats):.1f}, "
-                  f"backend {statistics.median(s[1] for s in stats):.2f} ms, "
+                  f"backend (submission to outputs) {statistics.median(s[1] for s in stats):.2f} ms, "
                   f"host assembly {statistics.median(s[2] for s in stats):.2f} ms (medians over reps)")
         for r in runs:
             if r["model"] == model and r["what"] == "p99" and r["body"] == body:

@@ -8,9 +8,10 @@
 
 use tch::{nn, Device, Kind, Tensor};
 
-use super::build::{autocast_guard, build_on_device, step_error, synchronize_device};
+use super::build::{autocast_guard, build_on_device, step_error};
 use super::error::TorchError;
 use super::network::{bert_config, gpt2_config, resnet_config, vit_config, Network};
+use super::shim::CudaEvent;
 use super::spec::{JobKind, ModelKind, TorchJobSettings, TorchJobSpec};
 
 /// Per-channel mean (red, green, blue) that image inputs are normalized with, torchvision's
@@ -134,11 +135,19 @@ impl InferenceModel {
     /// uint8 images (raw pixels 0..=255, a quarter of the bytes to copy): on the device they
     /// become float32, scaled by 1/255, minus [`IMAGENET_MEAN`] and divided by
     /// [`IMAGENET_STD`] per channel (as [`normalize_pixel`]), before the network sees them.
-    ///
-    /// The copy to the device does not block the host (from page-locked memory it runs
-    /// while the kernels after it are queued); `inputs` stays borrowed until the device has
-    /// finished, so its memory is not reused early.
     pub fn forward(&self, inputs: &Tensor) -> Result<Tensor, TorchError> {
+        self.submit(inputs)?.wait()
+    }
+
+    /// [`InferenceModel::forward`] without waiting: queues the copy in, the forward pass
+    /// and the copy of the logits out, and returns at once on a GPU (on the CPU the work
+    /// is done when it returns). [`PendingLogits::wait`] waits for this batch alone, so
+    /// the next batch can be submitted first and the device goes from one to the other
+    /// without idling.
+    ///
+    /// The copy to the device does not block the host when `inputs` is in page-locked
+    /// memory, so the caller must keep `inputs` alive and unchanged until `wait` returns.
+    pub fn submit(&self, inputs: &Tensor) -> Result<PendingLogits, TorchError> {
         let settings = &self.settings;
         let logits = {
             let _no_grad = tch::no_grad_guard();
@@ -159,11 +168,39 @@ impl InferenceModel {
                 .forward_t(&inputs, false)
                 .map_err(step_error(settings, "forward"))?
         };
-        synchronize_device(settings.device)?;
-        logits
+        // From a GPU, a non-blocking copy to the CPU lands in page-locked memory that
+        // libtorch allocates (and caches); it is complete once the event after it is.
+        let logits = logits
             .f_to_kind(Kind::Float)
-            .and_then(|logits| logits.f_to_device(Device::Cpu))
-            .map_err(step_error(settings, "copying the logits to the host"))
+            .and_then(|logits| logits.f_to_device_(Device::Cpu, Kind::Float, true, false))
+            .map_err(step_error(settings, "copying the logits to the host"))?;
+        let done = match settings.device {
+            Device::Cuda(idx) => Some(CudaEvent::record(idx)?),
+            _ => None,
+        };
+        Ok(PendingLogits { logits, done })
+    }
+}
+
+/// The logits of a batch [`InferenceModel::submit`] queued, on the host once
+/// [`PendingLogits::wait`] returns.
+#[derive(Debug)]
+#[must_use = "the logits are valid only after `wait`"]
+pub struct PendingLogits {
+    logits: Tensor,
+    /// Completes when the copy of the logits has; `None` on the CPU.
+    done: Option<CudaEvent>,
+}
+
+impl PendingLogits {
+    /// Waits until the device has finished this batch (later batches may still run) and
+    /// returns its logits as float32 on the CPU. An error of the device work (an illegal
+    /// access, a fault under MPS) comes back here.
+    pub fn wait(self) -> Result<Tensor, TorchError> {
+        if let Some(done) = &self.done {
+            done.synchronize()?;
+        }
+        Ok(self.logits)
     }
 }
 
@@ -172,6 +209,7 @@ impl InferenceModel {
 const _: fn() = || {
     fn assert_send<T: Send>() {}
     assert_send::<InferenceModel>();
+    assert_send::<PendingLogits>();
 };
 
 #[cfg(test)]

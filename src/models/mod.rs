@@ -25,7 +25,7 @@ pub use build::{
     synchronize_device,
 };
 pub use error::TorchError;
-pub use inference::{normalize_pixel, InferenceModel, IMAGENET_MEAN, IMAGENET_STD};
+pub use inference::{normalize_pixel, InferenceModel, PendingLogits, IMAGENET_MEAN, IMAGENET_STD};
 pub use network::{Network, SyntheticBatch};
 pub use shim::{autocast_enabled, AutocastGuard};
 pub use spec::{

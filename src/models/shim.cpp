@@ -7,6 +7,9 @@
 //   dtype per device type, which these calls mirror.
 // - allocator statistics: `torch.cuda.max_memory_allocated` lives in libtorch_python; the
 //   caching allocator's own counters are reachable only through C++ virtual calls.
+// - CUDA events: tch can only synchronize a whole device; the inference server queues batch
+//   k+1 before batch k is finished and must wait for batch k alone. c10::Event reaches
+//   CUDA through the device guard libtorch_cuda registers, so no CUDA header is needed.
 // - fused optimizers and clearing gradients to None: tch's optimizers loop over parameters, several
 //   kernels each; PyTorch's fused ones update every parameter in a few kernels, and a step
 //   must do the same work as the Python reference to be compared with it.
@@ -17,10 +20,13 @@
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/CachingDeviceAllocator.h>
+#include <c10/core/Event.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -107,6 +113,25 @@ const char* gpushare_cuda_reset_peak_stats(int device_idx) {
     c10::getDeviceAllocator(at::kCUDA)->resetPeakStats(static_cast<c10::DeviceIndex>(device_idx));
   });
 }
+
+// An event recorded on the current stream of CUDA device `device_idx`: it completes once
+// all work queued there before it has. The caller owns `*out` and frees it with
+// gpushare_cuda_event_free.
+const char* gpushare_cuda_event_record(int device_idx, void** out) {
+  return guarded([&] {
+    const c10::Device device(at::kCUDA, static_cast<c10::DeviceIndex>(device_idx));
+    auto event = std::make_unique<c10::Event>(at::kCUDA);
+    event->record(c10::impl::getDeviceGuardImpl(at::kCUDA)->getStream(device));
+    *out = event.release();
+  });
+}
+
+// Blocks until the event has completed; an error of the work before it is thrown here.
+const char* gpushare_cuda_event_synchronize(void* event) {
+  return guarded([&] { static_cast<const c10::Event*>(event)->synchronize(); });
+}
+
+void gpushare_cuda_event_free(void* event) { delete static_cast<c10::Event*>(event); }
 
 // `torch.optim.AdamW(fused=True).step()`: bump the step counters, then one fused update.
 const char* gpushare_fused_adamw_step(at::Tensor* const* params, at::Tensor* const* grads,

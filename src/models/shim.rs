@@ -1,9 +1,9 @@
 //! Safe wrappers over `shim.cpp`, the few ATen calls tch 0.24 does not expose: bf16
-//! autocast per device type, the CUDA caching allocator's peak, PyTorch's fused optimizer
-//! kernels, clearing gradients to None, and channels-last copies. This module owns the
+//! autocast per device type, the CUDA caching allocator's peak, CUDA events, PyTorch's
+//! fused optimizer kernels, clearing gradients to None, and channels-last copies. This module owns the
 //! `unsafe` FFI of the torch workloads; nothing else here calls C.
 
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr};
 
 use tch::{Device, Tensor};
 use torch_sys::C_tensor;
@@ -24,6 +24,9 @@ extern "C" {
     fn gpushare_cuda_peak_allocated_bytes(device_idx: c_int, peak_bytes: *mut i64)
         -> *const c_char;
     fn gpushare_cuda_reset_peak_stats(device_idx: c_int) -> *const c_char;
+    fn gpushare_cuda_event_record(device_idx: c_int, out: *mut *mut c_void) -> *const c_char;
+    fn gpushare_cuda_event_synchronize(event: *mut c_void) -> *const c_char;
+    fn gpushare_cuda_event_free(event: *mut c_void);
     fn gpushare_fused_adamw_step(
         params: *const *const C_tensor,
         grads: *const *const C_tensor,
@@ -143,6 +146,44 @@ pub fn cuda_reset_peak_stats(device_idx: usize) -> Result<(), TorchError> {
     // SAFETY: a plain value in.
     let message = unsafe { gpushare_cuda_reset_peak_stats(device_index(device_idx)) };
     check("c10 DeviceAllocator::resetPeakStats", message)
+}
+
+/// A marker in a CUDA device's current stream (`torch.cuda.Event().record()`): it completes
+/// once everything queued on that stream before it has, so a caller can wait for one batch
+/// while later batches are still queued behind it.
+#[derive(Debug)]
+pub struct CudaEvent {
+    raw: *mut c_void,
+}
+
+// SAFETY: a c10::Event is a handle to a CUDA event, which any host thread of the process
+// may wait on or destroy; only the owner of this value touches it.
+unsafe impl Send for CudaEvent {}
+
+impl CudaEvent {
+    /// Records an event on the current stream of CUDA device `device_idx`.
+    pub fn record(device_idx: usize) -> Result<Self, TorchError> {
+        let mut raw: *mut c_void = std::ptr::null_mut();
+        // SAFETY: the out-pointer is valid for writes; on success it holds a fresh event.
+        let message = unsafe { gpushare_cuda_event_record(device_index(device_idx), &mut raw) };
+        check("c10::Event::record", message)?;
+        Ok(Self { raw })
+    }
+
+    /// Waits until the event has completed. An error of the device work queued before it
+    /// (an illegal access, a fault under MPS) comes back here.
+    pub fn synchronize(&self) -> Result<(), TorchError> {
+        // SAFETY: `raw` is a live event owned by `self`.
+        let message = unsafe { gpushare_cuda_event_synchronize(self.raw) };
+        check("c10::Event::synchronize", message)
+    }
+}
+
+impl Drop for CudaEvent {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from gpushare_cuda_event_record and is freed only here.
+        unsafe { gpushare_cuda_event_free(self.raw) }
+    }
 }
 
 fn device_index(device_idx: usize) -> c_int {

@@ -5,8 +5,10 @@
 //! async runtime, so it may block (GPU work, sleeps) and may keep thread-bound state such as
 //! a CUDA context. Its assembler is handed once to the batcher's assembler thread, which
 //! gathers batch k+1 (host work: copying each request's elements into one buffer) while
-//! the model thread runs batch k. Neither sees anything but whole batches; they must not
-//! know about HTTP or queues.
+//! the model thread runs batch k. A backend whose device runs asynchronously (the torch
+//! models on a GPU) may also [`InferenceBackend::submit`] batch k+1 before batch k is
+//! finished, so the device never waits for the host between batches. Neither sees
+//! anything but whole batches; they must not know about HTTP or queues.
 
 use std::any::Any;
 
@@ -54,6 +56,16 @@ pub enum AssembledInput {
     /// The assembler's own form (for the torch models, rows of a page-locked buffer), which
     /// only the backend that made the assembler knows how to run.
     Staged(Box<dyn Any + Send>),
+}
+
+/// A batch a backend has started (see [`InferenceBackend::submit`]).
+pub enum Submitted {
+    /// It has run: one output per item, in order.
+    Done(Vec<Tensor>),
+    /// Its work is queued on the device; [`InferenceBackend::finish`] waits for it and
+    /// returns its outputs. What is boxed is the backend's own record of the batch (its
+    /// inputs stay alive in it until the device has read them).
+    Running(Box<dyn Any + Send>),
 }
 
 /// The host half of running a batch: turns the requests' inputs (each already checked
@@ -135,6 +147,26 @@ pub trait InferenceBackend: Send + 'static {
                 self.name()
             ))),
         }
+    }
+
+    /// Starts a batch its assembler made. Default: runs it ([`Self::run`]) and returns
+    /// [`Submitted::Done`]. A backend whose device works asynchronously returns
+    /// [`Submitted::Running`] as soon as the batch's work is queued; the batcher then
+    /// submits the next batch, if one is assembled, before it calls [`Self::finish`] on
+    /// this one, so two batches are in flight at most.
+    fn submit(&mut self, batch: AssembledBatch) -> Result<Submitted, BackendError> {
+        self.run(batch).map(Submitted::Done)
+    }
+
+    /// Waits for a batch [`Self::submit`] returned as [`Submitted::Running`] and returns its
+    /// outputs, one per item, in order. Batches are finished in the order they were
+    /// submitted. Default: an error, since the default `submit` never returns `Running`.
+    fn finish(&mut self, running: Box<dyn Any + Send>) -> Result<Vec<Tensor>, BackendError> {
+        drop(running);
+        Err(BackendError::msg(format!(
+            "finishing a batch on {}: it runs every batch in submit",
+            self.name()
+        )))
     }
 
     /// For i64 inputs that index a table (token ids): every element must lie in

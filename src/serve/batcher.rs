@@ -9,13 +9,16 @@
 //! staging buffer). It hands the batch to the model thread over a rendezvous channel, so
 //! batch k+1 is gathered while the model thread runs batch k and at most one batch waits
 //! assembled. The model thread runs the backend on each batch in the order they were
-//! formed and answers each request through its own reply channel. Both are plain threads,
+//! formed and answers each request through its own reply channel; a backend that queues
+//! its work on a device gets batch k+1 submitted before batch k is finished, whenever
+//! batch k+1 is assembled by then, so the device never idles between them. Both are plain threads,
 //! not the async runtime, because assembly copies megabytes and backend calls block for as
 //! long as the GPU takes. Neither may panic out of a batch: a panic is caught and answered
 //! with 500 for that batch only. They stop when every queue sender is gone (the server has
 //! shut down) and the queue is drained, so requests accepted before shutdown are still
 //! answered.
 
+use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, OnceLock};
@@ -23,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::backend::{AssembledBatch, BackendFactory, BatchAssembler, InferenceBackend};
-use super::error::{RequestError, ServeError};
+use super::backend::{AssembledBatch, BackendFactory, BatchAssembler, InferenceBackend, Submitted};
+use super::error::{BackendError, RequestError, ServeError};
 use super::metrics::Metrics;
 use super::tensor::{InputSpec, Tensor};
 
@@ -59,6 +62,9 @@ pub(crate) struct ReadyModel {
 pub(crate) struct BatchPolicy {
     pub max_batch_size: usize,
     pub max_queue_delay: Duration,
+    /// 2: the next batch is submitted before the current one is finished, when it is
+    /// assembled by then; 1: each batch is finished before the next is submitted.
+    pub max_in_flight: u8,
 }
 
 /// Starts the batcher: the model thread builds the backend, warms it up, starts the
@@ -106,7 +112,7 @@ pub(crate) fn spawn(
             // `ready` is set only here, once, so it cannot already hold a value.
             let _ = ready.set(ready_model.clone());
             let _ = on_ready.send(Ok(ready_model));
-            run_batches(backend.as_mut(), &assembled, &metrics);
+            run_batches(backend.as_mut(), &assembled, policy.max_in_flight, &metrics);
             // The assembler ends once the queue is closed and drained, which is also what
             // ended `run_batches`; it catches its own panics, so joining cannot fail.
             let _ = assembler_thread.join();
@@ -197,13 +203,44 @@ fn assemble(
     None
 }
 
+/// A batch the backend has queued on its device and not yet finished.
+struct InFlight {
+    jobs: Vec<Job>,
+    running: Box<dyn Any + Send>,
+    started: Instant,
+}
+
+/// The model thread's loop. With a batch in flight, the next one is submitted first if it
+/// is already assembled (so the device has it queued when the current one ends, instead
+/// of idling while the host answers and launches), and the current one is finished
+/// right away if not (a batch is never held back for one that may be long in coming).
 fn run_batches(
     backend: &mut dyn InferenceBackend,
     assembled: &Receiver<Assembled>,
+    max_in_flight: u8,
     metrics: &Metrics,
 ) {
-    while let Ok(Assembled { jobs, batch }) = assembled.recv() {
-        run_batch(backend, jobs, batch, metrics);
+    let mut in_flight: Option<InFlight> = None;
+    loop {
+        if max_in_flight < 2 {
+            if let Some(current) = in_flight.take() {
+                finish_batch(backend, current, metrics);
+            }
+        }
+        let next = if in_flight.is_some() {
+            assembled.try_recv().ok()
+        } else {
+            match assembled.recv() {
+                Ok(next) => Some(next),
+                Err(_) => break,
+            }
+        };
+        let submitted =
+            next.and_then(|Assembled { jobs, batch }| submit_batch(backend, jobs, batch, metrics));
+        if let Some(current) = in_flight.take() {
+            finish_batch(backend, current, metrics);
+        }
+        in_flight = submitted;
     }
 }
 
@@ -235,17 +272,54 @@ pub(crate) fn next_batch(queue: &Receiver<Job>, policy: BatchPolicy) -> Option<V
     Some(jobs)
 }
 
-fn run_batch(
+/// Submits one batch; answers it here if the backend ran it already (or failed), else
+/// returns it to be finished.
+fn submit_batch(
     backend: &mut dyn InferenceBackend,
     jobs: Vec<Job>,
     batch: AssembledBatch,
     metrics: &Metrics,
+) -> Option<InFlight> {
+    let started = Instant::now();
+    let outcome = match catch_unwind(AssertUnwindSafe(|| backend.submit(batch))) {
+        Ok(Ok(Submitted::Running(running))) => {
+            return Some(InFlight {
+                jobs,
+                running,
+                started,
+            })
+        }
+        Ok(Ok(Submitted::Done(outputs))) => Ok(Ok(outputs)),
+        Ok(Err(err)) => Ok(Err(err)),
+        Err(panic) => Err(panic),
+    };
+    answer(backend.name(), jobs, outcome, started, metrics);
+    None
+}
+
+/// Waits for a batch in flight and answers it.
+fn finish_batch(backend: &mut dyn InferenceBackend, batch: InFlight, metrics: &Metrics) {
+    let InFlight {
+        jobs,
+        running,
+        started,
+    } = batch;
+    let outcome = catch_unwind(AssertUnwindSafe(|| backend.finish(running)));
+    answer(backend.name(), jobs, outcome, started, metrics);
+}
+
+/// Answers each job of a batch with its output, or all of them with the batch's failure,
+/// and records the batch's backend time (from its submission).
+fn answer(
+    backend: &str,
+    jobs: Vec<Job>,
+    outcome: std::thread::Result<Result<Vec<Tensor>, BackendError>>,
+    started: Instant,
+    metrics: &Metrics,
 ) {
     let n_items = jobs.len();
-    let started = Instant::now();
-    let result = catch_unwind(AssertUnwindSafe(|| backend.run(batch)));
     metrics.observe_batch(n_items, started.elapsed());
-    let failure = match result {
+    let failure = match outcome {
         Ok(Ok(outputs)) if outputs.len() == n_items => {
             for (job, output) in jobs.into_iter().zip(outputs) {
                 // A receiver dropped since assembly just means the client left.
@@ -257,14 +331,12 @@ fn run_batch(
             return;
         }
         Ok(Ok(outputs)) => format!(
-            "backend {} returned {} outputs for a batch of {n_items}",
-            backend.name(),
+            "backend {backend} returned {} outputs for a batch of {n_items}",
             outputs.len()
         ),
         Ok(Err(err)) => err.chain_message(),
         Err(panic) => format!(
-            "backend {} panicked: {}",
-            backend.name(),
+            "backend {backend} panicked: {}",
             panic_message(panic.as_ref())
         ),
     };
@@ -318,6 +390,7 @@ mod tests {
         let policy = BatchPolicy {
             max_batch_size: 3,
             max_queue_delay: Duration::ZERO,
+            max_in_flight: 2,
         };
         assert_eq!(next_batch(&rx, policy).unwrap().len(), 3);
         assert_eq!(next_batch(&rx, policy).unwrap().len(), 2);
@@ -333,6 +406,7 @@ mod tests {
         let policy = BatchPolicy {
             max_batch_size: 8,
             max_queue_delay: Duration::from_millis(50),
+            max_in_flight: 2,
         };
         let started = Instant::now();
         let batch = next_batch(&rx, policy).unwrap();
@@ -375,7 +449,14 @@ mod tests {
         let mut backend = PanickingBackend;
         let (job, mut reply) = job();
         let batch = assembled(&[&job.input]);
-        run_batch(&mut backend, vec![job], batch, &Metrics::new(1));
+        let (tx, rx) = sync_channel(1);
+        tx.send(Assembled {
+            jobs: vec![job],
+            batch,
+        })
+        .unwrap();
+        drop(tx);
+        run_batches(&mut backend, &rx, 2, &Metrics::new(1));
         let err = reply.try_recv().unwrap().err().unwrap();
         assert_eq!(
             err,
@@ -473,6 +554,7 @@ mod tests {
             BatchPolicy {
                 max_batch_size: 8,
                 max_queue_delay: Duration::from_millis(1),
+                max_in_flight: 2,
             },
         );
         let senders: Vec<_> = (0..8)
@@ -538,6 +620,7 @@ mod tests {
             BatchPolicy {
                 max_batch_size: 4,
                 max_queue_delay: Duration::from_millis(50),
+                max_in_flight: 2,
             },
         );
         let replies: Vec<_> = (0..20)
@@ -557,6 +640,181 @@ mod tests {
             .map(|batch| (0..4).map(|i| (batch * 4 + i) as f32).collect())
             .collect();
         assert_eq!(*seen, expected);
+    }
+
+    /// Queues each batch ("submit" takes `launch`, as launching a model's kernels does)
+    /// and completes it in `finish` (taking `run`), recording the order of the calls.
+    struct QueueingBackend {
+        launch: Duration,
+        run: Duration,
+        calls: Arc<std::sync::Mutex<Vec<String>>>,
+        submitted: usize,
+    }
+
+    impl InferenceBackend for QueueingBackend {
+        fn name(&self) -> &str {
+            "test.queueing"
+        }
+        fn input_shape(&self) -> &[i64] {
+            &[1]
+        }
+        fn dtype(&self) -> Dtype {
+            Dtype::F32
+        }
+        fn warm_up(&mut self) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn infer(&mut self, _: Batch) -> Result<Vec<Tensor>, BackendError> {
+            Err(BackendError::msg("runs only through submit and finish"))
+        }
+        fn submit(&mut self, batch: AssembledBatch) -> Result<Submitted, BackendError> {
+            std::thread::sleep(self.launch);
+            let index = self.submitted;
+            self.submitted += 1;
+            self.calls.lock().unwrap().push(format!("submit {index}"));
+            let super::super::backend::AssembledInput::Host(batch) = batch.input else {
+                return Err(BackendError::msg("not a host batch"));
+            };
+            Ok(Submitted::Running(Box::new((index, batch))))
+        }
+        fn finish(&mut self, running: Box<dyn Any + Send>) -> Result<Vec<Tensor>, BackendError> {
+            let (index, batch) = *running.downcast::<(usize, Batch)>().unwrap();
+            std::thread::sleep(self.run);
+            self.calls.lock().unwrap().push(format!("finish {index}"));
+            let TensorData::F32(values) = batch.data else {
+                return Err(BackendError::msg("not f32"));
+            };
+            Ok(values
+                .into_iter()
+                .map(|value| Tensor::vector_f32(vec![value]))
+                .collect())
+        }
+    }
+
+    struct Queueing {
+        queue: std::sync::mpsc::SyncSender<Job>,
+        thread: std::thread::JoinHandle<()>,
+        calls: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    /// Starts the batcher on a [`QueueingBackend`] with batches of up to 4.
+    fn start_queueing(launch: Duration, run: Duration, max_in_flight: u8) -> Queueing {
+        let (queue, jobs) = sync_channel(64);
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let backend_calls = Arc::clone(&calls);
+        let factory: BackendFactory = Box::new(move || {
+            Ok(Box::new(QueueingBackend {
+                launch,
+                run,
+                calls: backend_calls,
+                submitted: 0,
+            }) as Box<dyn InferenceBackend>)
+        });
+        let (on_ready, ready_rx) = oneshot::channel();
+        // A batch waits up to 50 ms to fill: requests queued in a burst make full batches.
+        let policy = BatchPolicy {
+            max_batch_size: 4,
+            max_queue_delay: Duration::from_millis(50),
+            max_in_flight,
+        };
+        let thread = spawn(
+            "test.queueing".to_owned(),
+            factory,
+            policy,
+            jobs,
+            Arc::new(Metrics::new(4)),
+            Arc::new(OnceLock::new()),
+            on_ready,
+        )
+        .unwrap();
+        ready_rx.blocking_recv().unwrap().unwrap();
+        Queueing {
+            queue,
+            thread,
+            calls,
+        }
+    }
+
+    #[test]
+    fn a_queueing_backend_gets_the_next_batch_before_the_current_one_is_finished() {
+        // 20 queued requests make 5 full batches; each submit takes 20 ms, long enough for
+        // the assembler to have the next batch waiting, so every batch after the first is
+        // submitted while the one before it is still in flight.
+        let Queueing {
+            queue,
+            thread,
+            calls,
+        } = start_queueing(Duration::from_millis(20), Duration::from_millis(5), 2);
+        let replies: Vec<_> = (0..20)
+            .map(|i| {
+                let (job, reply) = job_of(i as f32);
+                queue.send(job).unwrap();
+                (i, reply)
+            })
+            .collect();
+        for (i, reply) in replies {
+            let reply = reply.blocking_recv().unwrap().unwrap();
+            assert_eq!(reply.output, Tensor::vector_f32(vec![i as f32]));
+        }
+        drop(queue);
+        thread.join().unwrap();
+        let calls = calls.lock().unwrap();
+        assert_eq!(
+            *calls,
+            [
+                "submit 0", "submit 1", "finish 0", "submit 2", "finish 1", "submit 3", "finish 2",
+                "submit 4", "finish 3", "finish 4"
+            ]
+        );
+    }
+
+    #[test]
+    fn with_one_batch_in_flight_each_batch_is_finished_before_the_next_is_submitted() {
+        let Queueing {
+            queue,
+            thread,
+            calls,
+        } = start_queueing(Duration::from_millis(20), Duration::from_millis(5), 1);
+        let replies: Vec<_> = (0..12)
+            .map(|i| {
+                let (job, reply) = job_of(i as f32);
+                queue.send(job).unwrap();
+                reply
+            })
+            .collect();
+        for reply in replies {
+            reply.blocking_recv().unwrap().unwrap();
+        }
+        drop(queue);
+        thread.join().unwrap();
+        assert_eq!(
+            *calls.lock().unwrap(),
+            ["submit 0", "finish 0", "submit 1", "finish 1", "submit 2", "finish 2"]
+        );
+    }
+
+    #[test]
+    fn a_lone_batch_in_flight_is_finished_without_waiting_for_another() {
+        let Queueing {
+            queue,
+            thread,
+            calls,
+        } = start_queueing(Duration::ZERO, Duration::ZERO, 2);
+        let (job, reply) = job_of(7.0);
+        queue.send(job).unwrap();
+        // If the batcher held the batch for a next one, no answer would come while the
+        // queue stays open.
+        let (answered_tx, answered) = std::sync::mpsc::channel();
+        std::thread::spawn(move || answered_tx.send(reply.blocking_recv()));
+        let reply = answered
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a lone batch was not answered while the queue stayed open")
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply.output, Tensor::vector_f32(vec![7.0]));
+        assert_eq!(*calls.lock().unwrap(), ["submit 0", "finish 0"]);
+        drop(queue);
+        thread.join().unwrap();
     }
 
     struct FailingAssembler;

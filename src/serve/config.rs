@@ -73,6 +73,13 @@ pub struct ServeArgs {
     /// answered 503 at once.
     #[arg(long, default_value_t = 1024)]
     pub queue_capacity: usize,
+    /// resnet50, bert-base: batches queued on the device at once. 2 submits the next
+    /// batch, when it is assembled, while the current one runs, so the GPU goes from one
+    /// to the next without waiting for the host; 1 waits for each batch before starting
+    /// the next (the serial loop `infer.batch` runs). test.delay runs each batch in full
+    /// either way.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub max_batches_in_flight: u8,
     /// Largest request body accepted, in bytes; larger bodies are answered 413.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -140,6 +147,8 @@ pub struct ServeConfig {
     pub max_queue_delay: Duration,
     /// Requests that may wait for the batcher (at least 1).
     pub queue_capacity: usize,
+    /// Batches a queueing backend may have on its device at once (1 or 2).
+    pub max_batches_in_flight: u8,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Longest from a request's headers to the end of its body.
@@ -157,6 +166,7 @@ impl Default for ServeConfig {
             max_batch_size: 8,
             max_queue_delay: Duration::from_millis(2),
             queue_capacity: 1024,
+            max_batches_in_flight: 2,
             max_body_bytes: 16 * 1024 * 1024,
             body_read_timeout: Duration::from_secs(30),
             limits: ConnectionLimits {
@@ -177,6 +187,7 @@ impl From<&ServeArgs> for ServeConfig {
             max_batch_size: args.max_batch_size,
             max_queue_delay: args.max_queue_delay,
             queue_capacity: args.queue_capacity,
+            max_batches_in_flight: args.max_batches_in_flight,
             max_body_bytes: args.max_body_bytes,
             body_read_timeout: args.body_read_timeout,
             limits: ConnectionLimits {

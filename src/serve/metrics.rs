@@ -68,7 +68,7 @@ impl Metrics {
         let batch_duration = Histogram::new(exponential_buckets(0.000_1, 2.0, 18));
         registry.register(
             "batch_duration_seconds",
-            "Backend time per batch",
+            "Backend time per batch, from its submission to its outputs (with two batches in flight, it includes waiting behind the batch before it)",
             batch_duration.clone(),
         );
         let batch_assembly = Histogram::new(exponential_buckets(0.000_01, 2.0, 20));

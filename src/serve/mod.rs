@@ -27,7 +27,7 @@ mod torch;
 
 pub use backend::{
     AssembledBatch, AssembledInput, BackendFactory, Batch, BatchAssembler, Concatenate,
-    InferenceBackend,
+    InferenceBackend, Submitted,
 };
 pub(crate) use batcher::ReadyModel;
 pub use config::{backend_factory, ServeArgs, ServeConfig, ServeModel, ServePrecision};

@@ -86,6 +86,7 @@ impl Server {
         let policy = BatchPolicy {
             max_batch_size: config.max_batch_size,
             max_queue_delay: config.max_queue_delay,
+            max_in_flight: config.max_batches_in_flight,
         };
         let batcher = batcher::spawn(
             model.to_owned(),

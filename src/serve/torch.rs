@@ -10,12 +10,15 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use tch::{Device, Kind};
 
-use super::backend::{AssembledBatch, AssembledInput, Batch, BatchAssembler, InferenceBackend};
+use super::backend::{
+    AssembledBatch, AssembledInput, Batch, BatchAssembler, InferenceBackend, Submitted,
+};
 use super::config::{ServeArgs, ServeModel, ServePrecision};
 use super::error::BackendError;
 use super::tensor::{Dtype, Tensor, TensorData};
 use crate::models::{
-    device_name, normalize_pixel, parse_device, InferenceModel, ModelKind, Precision, TorchJobSpec,
+    device_name, normalize_pixel, parse_device, InferenceModel, ModelKind, PendingLogits,
+    Precision, TorchJobSpec,
 };
 
 /// Warm-up batches of `max_batch_size` run after one batch of every smaller size: the
@@ -23,8 +26,9 @@ use crate::models::{
 const WARM_UP_FULL_BATCHES: usize = 3;
 
 /// Staging buffers per element type: one is filled by the assembler while the model thread
-/// reads the other.
-const BUFFERS_PER_KIND: usize = 2;
+/// has up to two batches in flight (one running on the device, the next queued behind it),
+/// each holding its buffer until the device has read it.
+const BUFFERS_PER_KIND: usize = 3;
 
 /// A tch model serving one output row per item: ResNet-50's class logits or BERT's 2
 /// label logits, as f32.
@@ -115,18 +119,9 @@ impl TorchBackend {
         self.model.settings().device
     }
 
-    /// Runs the model on `inputs` (`[n_items, ..input_shape]`) and splits the logits into
-    /// one row per item.
-    fn forward_rows(
-        &self,
-        inputs: &tch::Tensor,
-        n_items: usize,
-    ) -> Result<Vec<Tensor>, BackendError> {
+    /// Splits a batch's logits (on the host) into one row per item.
+    fn rows(&self, logits: &tch::Tensor, n_items: usize) -> Result<Vec<Tensor>, BackendError> {
         let context = || format!("running {} on a batch of {n_items}", self.name);
-        let logits = self
-            .model
-            .forward(inputs)
-            .map_err(|err| BackendError::with_source(context(), err))?;
         let values = logits
             .f_flatten(0, -1)
             .and_then(|flat| Vec::<f32>::try_from(&flat))
@@ -144,6 +139,72 @@ impl TorchBackend {
             .map(|row| Tensor::vector_f32(row.to_vec()))
             .collect())
     }
+
+    /// Waits for a batch in flight and splits its logits into rows.
+    fn finish_running(&self, running: RunningBatch) -> Result<Vec<Tensor>, BackendError> {
+        let RunningBatch {
+            logits,
+            n_items,
+            _inputs,
+        } = running;
+        let logits = logits.wait().map_err(|err| {
+            BackendError::with_source(
+                format!("running {} on a batch of {n_items}", self.name),
+                err,
+            )
+        })?;
+        self.rows(&logits, n_items)
+    }
+
+    /// A plain batch as a host tensor of the model's input type.
+    fn host_tensor(&self, batch: &Batch) -> Result<tch::Tensor, BackendError> {
+        let shape = batch.shape();
+        let wrap = |err| BackendError::with_source(format!("making the {shape:?} input"), err);
+        match &batch.data {
+            TensorData::F32(values) if self.dtype == Dtype::F32 => {
+                tch::Tensor::f_from_slice(values).and_then(|t| t.f_view(shape.as_slice()))
+            }
+            TensorData::U8(values) if self.takes_u8_images() => {
+                tch::Tensor::f_from_slice(values).and_then(|t| t.f_view(shape.as_slice()))
+            }
+            TensorData::I64(values) if self.dtype == Dtype::I64 => {
+                check_ids(self.name, values, self.vocab_size)?;
+                tch::Tensor::f_from_slice(values).and_then(|t| t.f_view(shape.as_slice()))
+            }
+            other => {
+                return Err(BackendError::msg(format!(
+                    "running {}: got {} elements, expected {}",
+                    self.name,
+                    other.dtype(),
+                    self.dtype
+                )))
+            }
+        }
+        .map_err(wrap)
+    }
+}
+
+/// A batch's inputs, kept alive until the device has read them.
+enum BatchInputs {
+    Host(tch::Tensor),
+    Staged(Box<StagedInputs>),
+}
+
+impl BatchInputs {
+    fn tensor(&self) -> &tch::Tensor {
+        match self {
+            Self::Host(tensor) => tensor,
+            Self::Staged(staged) => &staged.rows,
+        }
+    }
+}
+
+/// A batch queued on the device: what [`TorchBackend::finish`] waits for. Fields drop in
+/// order: the inputs (and a staging buffer's lease) only after the logits were waited for.
+struct RunningBatch {
+    logits: PendingLogits,
+    n_items: usize,
+    _inputs: BatchInputs,
 }
 
 impl InferenceBackend for TorchBackend {
@@ -213,47 +274,64 @@ impl InferenceBackend for TorchBackend {
             })
     }
 
-    fn run(&mut self, batch: AssembledBatch) -> Result<Vec<Tensor>, BackendError> {
-        match batch.input {
-            AssembledInput::Host(host) => self.infer(host),
+    fn submit(&mut self, batch: AssembledBatch) -> Result<Submitted, BackendError> {
+        let n_items = batch.n_items;
+        let inputs = match batch.input {
+            AssembledInput::Host(host) => BatchInputs::Host(self.host_tensor(&host)?),
             AssembledInput::Staged(staged) => {
-                let staged = staged.downcast::<StagedInputs>().map_err(|_| {
+                BatchInputs::Staged(staged.downcast::<StagedInputs>().map_err(|_| {
                     BackendError::msg(format!(
                         "running {}: got a batch staged by another assembler",
                         self.name
                     ))
-                })?;
-                // `staged` (and with it the buffer lease) lives until the device is done.
-                self.forward_rows(&staged.rows, batch.n_items)
+                })?)
             }
+        };
+        let logits = self.model.submit(inputs.tensor()).map_err(|err| {
+            BackendError::with_source(
+                format!("running {} on a batch of {n_items}", self.name),
+                err,
+            )
+        })?;
+        let running = RunningBatch {
+            logits,
+            n_items,
+            _inputs: inputs,
+        };
+        if self.device().is_cuda() {
+            Ok(Submitted::Running(Box::new(running)))
+        } else {
+            // On the CPU the batch has run already: holding it back for the next one would
+            // only delay its answer.
+            self.finish_running(running).map(Submitted::Done)
+        }
+    }
+
+    fn finish(
+        &mut self,
+        running: Box<dyn std::any::Any + Send>,
+    ) -> Result<Vec<Tensor>, BackendError> {
+        let running = running.downcast::<RunningBatch>().map_err(|_| {
+            BackendError::msg(format!(
+                "finishing a batch on {}: it was submitted to another backend",
+                self.name
+            ))
+        })?;
+        self.finish_running(*running)
+    }
+
+    fn run(&mut self, batch: AssembledBatch) -> Result<Vec<Tensor>, BackendError> {
+        match self.submit(batch)? {
+            Submitted::Done(outputs) => Ok(outputs),
+            Submitted::Running(running) => self.finish(running),
         }
     }
 
     fn infer(&mut self, batch: Batch) -> Result<Vec<Tensor>, BackendError> {
-        let shape = batch.shape();
-        let wrap = |err| BackendError::with_source(format!("making the {shape:?} input"), err);
-        let inputs = match &batch.data {
-            TensorData::F32(values) if self.dtype == Dtype::F32 => {
-                tch::Tensor::f_from_slice(values).and_then(|t| t.f_view(shape.as_slice()))
-            }
-            TensorData::U8(values) if self.takes_u8_images() => {
-                tch::Tensor::f_from_slice(values).and_then(|t| t.f_view(shape.as_slice()))
-            }
-            TensorData::I64(values) if self.dtype == Dtype::I64 => {
-                check_ids(self.name, values, self.vocab_size)?;
-                tch::Tensor::f_from_slice(values).and_then(|t| t.f_view(shape.as_slice()))
-            }
-            other => {
-                return Err(BackendError::msg(format!(
-                    "running {}: got {} elements, expected {}",
-                    self.name,
-                    other.dtype(),
-                    self.dtype
-                )))
-            }
-        }
-        .map_err(wrap)?;
-        self.forward_rows(&inputs, batch.n_items)
+        self.run(AssembledBatch {
+            n_items: batch.n_items,
+            input: AssembledInput::Host(batch),
+        })
     }
 }
 
@@ -588,9 +666,14 @@ mod tests {
             err.to_string(),
             "assembling a batch for resnet50: 4 items, expected 1 to 3"
         );
-        // Both f32 buffers are leased (by `batch` and `mixed`); dropping one frees it.
+        // A third f32 batch takes the last f32 buffer while `batch` and `mixed` hold the
+        // other two (one batch being filled while two are in flight); once all three are
+        // leased, dropping one frees it for the next.
+        let third = assembler.assemble(&[&b]).unwrap();
+        assert_eq!(staged_rows(&third).size(), [1, 3, 32, 32]);
         drop(batch);
         assert!(assembler.assemble(&[&b]).is_ok());
+        drop((mixed, third));
         assert_eq!(
             backend.assembler().err().unwrap().to_string(),
             "starting the assembler of resnet50: it was handed out already"

@@ -80,6 +80,10 @@ fn bad_values_exit_2_in_every_subcommand() {
             vec!["k8s".into(), "render".into(), "scaling-serve".into(), "--nodes".into(), "6".into(), "--per-node".into(), "shard".into()],
             "error: sharding scenario `scaling-serve`: 6 shards but the sweep has 5 configuration(s)".into(),
         ),
+        (
+            vec!["serve".into(), "--max-batches-in-flight".into(), "3".into()],
+            "error: invalid value '3' for '--max-batches-in-flight <MAX_BATCHES_IN_FLIGHT>': 3 is not in 1..=2".into(),
+        ),
         (vec!["validate".into()], "error: the following required arguments were not provided".into()),
         (vec!["doctor".into(), "--bogus".into()], "error: unexpected argument '--bogus' found".into()),
     ];

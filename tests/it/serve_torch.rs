@@ -472,3 +472,53 @@ async fn gpu_serve_full_size_models_on_cuda() {
         }
     }
 }
+
+/// On the GPU machine: two batches queued on the device at once (the server's default)
+/// answer what each answers alone, so overlapping batch k+1 with batch k reuses no buffer
+/// early and waits for the right batch.
+#[test]
+fn gpu_two_batches_in_flight_answer_what_each_answers_alone() {
+    use gpushare::serve::{InferenceBackend, Submitted, TorchBackend};
+    assert!(tch::Cuda::is_available(), "libtorch sees no CUDA GPU");
+    let args = serve_args(["--model", "resnet50", "--max-batch-size", "8"]);
+    let mut backend = TorchBackend::new(&args).unwrap();
+    backend.warm_up().unwrap();
+    let mut assembler = backend.assembler().unwrap();
+    let batches: Vec<Vec<Tensor>> = (0..3_u32)
+        .map(|batch| {
+            (0..8_u32)
+                .map(|item| {
+                    let pixels = (0..3 * 224 * 224_u32)
+                        .map(|i| ((i * 13 + item * 101 + batch * 7) % 256) as u8)
+                        .collect();
+                    Tensor::new(vec![3, 224, 224], TensorData::U8(pixels)).unwrap()
+                })
+                .collect()
+        })
+        .collect();
+    let mut assemble = |items: &[Tensor]| assembler.assemble(&items.iter().collect::<Vec<_>>());
+    let alone: Vec<Vec<Tensor>> = batches
+        .iter()
+        .map(|items| backend.run(assemble(items).unwrap()).unwrap())
+        .collect();
+    let mut running = Vec::new();
+    for items in &batches {
+        match backend.submit(assemble(items).unwrap()).unwrap() {
+            Submitted::Running(batch) => running.push(batch),
+            Submitted::Done(_) => panic!("a CUDA batch was not left running"),
+        }
+    }
+    for (batch, expected) in running.into_iter().zip(&alone) {
+        let outputs = backend.finish(batch).unwrap();
+        assert_eq!(outputs.len(), 8);
+        for (output, expected) in outputs.iter().zip(expected) {
+            let (TensorData::F32(got), TensorData::F32(want)) = (&output.data, &expected.data)
+            else {
+                panic!("logits are f32");
+            };
+            for (x, y) in got.iter().zip(want) {
+                assert!((x - y).abs() <= 1e-3 * y.abs().max(1.0), "{x} vs {y}");
+            }
+        }
+    }
+}

@@ -180,6 +180,7 @@ impl ServeTenant {
                 max_batch_size: self.spec.max_batch_size,
                 max_queue_delay: self.spec.max_queue_delay,
                 queue_capacity: self.spec.queue_capacity,
+                max_batches_in_flight: crate::serve::ServeConfig::default().max_batches_in_flight,
                 max_body_bytes: crate::serve::ServeConfig::default().max_body_bytes,
                 max_connections: self.spec.server_config().limits.max_connections,
                 idle_timeout: crate::serve::ServeConfig::default().limits.idle_timeout,
