@@ -30,7 +30,7 @@
 #                                # occupancy-mps scenario (1 repetition), the interval
 #                                # sweep, and the ResNet-50 scaling study (1-16 replicas,
 #                                # 3 s windows); serve-scaling (BERT-base services 1-16,
-#                                # about 8 minutes) only when named. Stops starting new
+#                                # about 5 minutes) only when named. Stops starting new
 #                                # studies after MEASURE_BUDGET_S (450) and interrupts a
 #                                # running one at the budget (its runs so far are kept).
 #                                # One $OUT/measure-<phase>.tar.gz per study, a summary in

@@ -319,7 +319,7 @@ fn h200_studies_figures_to_three_significant_digits() {
         .map(|dir| dir.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     studies.sort();
-    assert_eq!(studies.len(), 8, "{studies:?}");
+    assert_eq!(studies.len(), 9, "{studies:?}");
     for name in studies {
         let json: Value =
             serde_json::from_str(&render_study(&format!("results/h200/{name}"), "json")).unwrap();

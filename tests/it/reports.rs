@@ -180,6 +180,12 @@ fn recommend_names_a_mode_for_every_h200_study() {
         ("2026-12-02-measure/occupancy", "mps", Some("time-slicing")),
         ("2026-12-02-measure/scaling", "exclusive", Some("mps")),
         ("2026-12-02-occupancy-hold", "mps", Some("time-slicing")),
+        // One service: time-slicing and exclusive tie at STP 1.00.
+        (
+            "2026-12-02-serve-scaling",
+            "time-slicing",
+            Some("exclusive"),
+        ),
     ];
     let mut found = vec![];
     for entry in walk(&root().join("results/h200")) {

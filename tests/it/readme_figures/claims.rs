@@ -424,3 +424,88 @@ pub fn serve_side_by_side_2() -> Vec<Claim> {
     ]);
     claims
 }
+
+pub fn serve_scaling() -> Vec<Claim> {
+    let mut claims = vec![
+        h200("| `2026-12-02-serve-scaling` (per service count) | {Rec@c0:choose|label} for 1 service (a tie at STP {S@c0:time-slicing:STP}); {Rec@c1,c2,c3,c4:choose|all|label} for 2, 4, 8, 16 (STP {S@c1:mps:STP}, {S@c2:mps:STP}, {S@c3:mps:STP}, {S@c4:mps:STP}) | {Rec@c0:runner-up|label} for 1, {Rec@c1,c2,c3:runner-up|all|label} for 2-8, {Rec@c4:runner-up|label} at 16 | at 16 services time-slicing met the 50 ms P99 in {T@c4:time-slicing:*:SLO met|of|all} repetitions |"),
+        h200("one service alone as the pooled baseline; {P:repetitions} repetition x {P:window s} s per point; {P:runs VALID} runs VALID"),
+        h200("so each NP stays near 1 ({T:time-slicing,mps:*:NP|range})"),
+        h200("One service alone: P50 / P99 {A@c0:exclusive:latency P50 / worst P99 ms} ms, the GPU {S@c0:exclusive:GPU util %}% busy."),
+        h200("at most {T@c4:time-slicing:*:SLO attained|max} of a service's requests come back within 50 ms"),
+        h200("MPS serves all 16 within the target (P50 under 9 ms, worst P99 {T@c4:mps:*:P99 ms|max} ms) with the GPU {S@c4:mps:GPU util %}% busy"),
+        h200("NVML's utilization reads time-slicing's GPU as {S@c3,c4:time-slicing:GPU util %|int|range}% busy from 8 services on, against {S@c3,c4:mps:GPU util %|int|range}% under MPS"),
+        h200("memory was {A@c4:mps:GPU memory GiB} of 141 GiB"),
+    ];
+    claims.extend(["c0", "c1", "c2", "c3", "c4"].map(|c| {
+        h200(
+            "| {A@$c:mps:tenants} | {A@$c:time-slicing:latency P50 / worst P99 ms} | {A@$c:mps:latency P50 / worst P99 ms} | {T@$c:time-slicing:*:SLO attained|min} / {T@$c:mps:*:SLO attained|min} | {S@$c:time-slicing:GPU util %} / {S@$c:mps:GPU util %} | {A@$c:mps:GPU memory GiB} |"
+                .replace("$c", c),
+        )
+    }));
+    claims
+}
+
+/// The serving side-by-side runs' JSON pointers: infer.batch's throughput and GPU
+/// utilization, and a load report's answered rate.
+const SIDE_INFER: &str = "/report/analysis/groups/0/tenants/0/throughput_items_per_s/mean";
+const SIDE_INFER_UTIL: &str = "/report/analysis/groups/0/util_gpu_pct/mean";
+const SIDE_SERVED: &str = "/report/throughput_ok_per_s";
+
+/// Call 1 of the third session: two batches in flight (`u8`, `i64`) against one
+/// (`u8:serial`, `i64:serial`, read `u8+serial` in a key).
+pub fn serve_side_by_side_3() -> Vec<Claim> {
+    ["1", "2", "3"]
+        .iter()
+        .map(|rep| {
+            let infer = |model: &str| {
+                format!("{{JL:{rep}:{model}:infer-batch:none:{SIDE_INFER}|int}} ({{JL:{rep}:{model}:infer-batch:none:{SIDE_INFER_UTIL}|pct}})")
+            };
+            let served =
+                |model: &str, body: &str| format!("{{JL:{rep}:{model}:saturation:{body}:{SIDE_SERVED}|int}}");
+            h200(format!(
+                "| {rep} | {} | {} | {} | {} | {} | {} |",
+                infer("resnet50"),
+                served("resnet50", "u8"),
+                served("resnet50", "u8+serial"),
+                infer("bert-base"),
+                served("bert-base", "i64"),
+                served("bert-base", "i64+serial"),
+            ))
+        })
+        .collect()
+}
+
+/// Call 2 of the third session: the load generator on other CPUs than the server.
+pub fn serve_side_by_side_4() -> Vec<Claim> {
+    let mut claims: Vec<Claim> = ["1", "2", "3", "4"]
+        .iter()
+        .map(|rep| {
+            h200(format!(
+                "| {rep} | {{JL:{rep}:resnet50:infer-batch:none:{SIDE_INFER}|int}} ({{JL:{rep}:resnet50:infer-batch:none:{SIDE_INFER_UTIL}|pct}}) | {{JL:{rep}:resnet50:saturation:u8:{SIDE_SERVED}|int}} |"
+            ))
+        })
+        .collect();
+    claims.extend(["1", "2", "3", "4"].iter().map(|rep| {
+        h200(format!(
+            "| {{JL:{rep}:bert-base:infer-batch:none:{SIDE_INFER}|int}} ({{JL:{rep}:bert-base:infer-batch:none:{SIDE_INFER_UTIL}|pct}}) | {{JL:{rep}:bert-base:saturation:i64:{SIDE_SERVED}|int}} |"
+        ))
+    }));
+    claims.extend([
+        h200(format!("The served rate held within 10% ({{JL:*:resnet50:saturation:u8:{SIDE_SERVED}|int|range}}) while the twin alone moved from {{JL:*:resnet50:infer-batch:none:{SIDE_INFER}|int|min}} to {{JL:*:resnet50:infer-batch:none:{SIDE_INFER}|int|max}} images/s with its GPU {{JL:*:resnet50:infer-batch:none:{SIDE_INFER_UTIL}|int|range}}% busy")),
+    ]);
+    for (model, body, name) in [
+        ("resnet50", "u8", "ResNet-50 u8"),
+        ("bert-base", "i64", "BERT-base"),
+    ] {
+        let p99 = |pointer: &str, modifier: &str| {
+            format!("{{JL:1:{model}:p99:{body}:{pointer}|{modifier}}}")
+        };
+        claims.push(h200(format!(
+            "{name} at {{JL:1:{model}:p99:{body}:/rate}} requests/s, P50 {} ms, P99 {} ms, attainment {}",
+            p99("/report/latency_ms/p50_ms", ".1"),
+            p99("/report/latency_ms/p99_ms", ".1"),
+            p99("/report/slo/attainment_fraction", ".3"),
+        )));
+    }
+    claims
+}

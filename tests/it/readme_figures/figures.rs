@@ -125,7 +125,9 @@ impl Figures {
         })
     }
 
-    /// The values of JSON lines, one row per line (a table `JL` placeholders read).
+    /// The values of JSON lines, one row per line (a table `JL` placeholders read). A `:`
+    /// in a key cell (the body kind `u8:serial`) reads `+` (`u8+serial`), since `:`
+    /// separates a placeholder's fields.
     pub fn of_json_lines(lines: &str) -> Result<Figures, String> {
         let rows = lines
             .lines()
@@ -136,6 +138,11 @@ impl Figures {
                     serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
                 let mut row = Row::new();
                 leaves(&value, String::new(), &mut row);
+                for key in ["/rep", "/model", "/what", "/body"] {
+                    if let Some(cell) = row.get_mut(key) {
+                        *cell = cell.replace(':', "+");
+                    }
+                }
                 Ok(row)
             })
             .collect::<Result<Vec<Row>, String>>()?;

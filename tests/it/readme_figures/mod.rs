@@ -119,6 +119,7 @@ studies! {
     occupancy_hold: "2026-12-02-occupancy-hold" => claims::occupancy_hold;
     interval: "2026-12-02-measure/interval" => claims::interval;
     scaling: "2026-12-02-measure/scaling" => claims::scaling;
+    serve_scaling: "2026-12-02-serve-scaling" => claims::serve_scaling;
 }
 
 raw_files! {
@@ -136,6 +137,8 @@ raw_files! {
     serve_resnet50_p99_unbatched: "2026-11-29-serve/3-resnet50-pinned-staging/p99-batch1.json" => claims::serve_resnet50_p99_unbatched;
     serve_side_by_side: "2026-12-02-serve-side-by-side/runs.jsonl" => claims::serve_side_by_side;
     serve_side_by_side_2: "2026-12-02-serve-side-by-side-2/runs.jsonl" => claims::serve_side_by_side_2;
+    serve_side_by_side_3: "2026-12-02-serve-side-by-side-3/runs.jsonl" => claims::serve_side_by_side_3;
+    serve_side_by_side_4: "2026-12-02-serve-side-by-side-4/runs.jsonl" => claims::serve_side_by_side_4;
 }
 
 fn check(study: &str, claims: Vec<Claim>) {
