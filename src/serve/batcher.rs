@@ -62,8 +62,8 @@ pub(crate) struct ReadyModel {
 pub(crate) struct BatchPolicy {
     pub max_batch_size: usize,
     pub max_queue_delay: Duration,
-    /// 2: the next batch is submitted before the current one is finished, when it is
-    /// assembled by then; 1: each batch is finished before the next is submitted.
+    /// 1: each batch is finished before the next is submitted; 2: the next batch is
+    /// submitted before the current one is finished, when it is assembled by then.
     pub max_in_flight: u8,
 }
 

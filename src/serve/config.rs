@@ -73,12 +73,13 @@ pub struct ServeArgs {
     /// answered 503 at once.
     #[arg(long, default_value_t = 1024)]
     pub queue_capacity: usize,
-    /// resnet50, bert-base: batches queued on the device at once. 2 submits the next
-    /// batch, when it is assembled, while the current one runs, so the GPU goes from one
-    /// to the next without waiting for the host; 1 waits for each batch before starting
-    /// the next (the serial loop `infer.batch` runs). test.delay runs each batch in full
-    /// either way.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    /// resnet50, bert-base: batches queued on the device at once. 1 finishes each batch
+    /// before starting the next (the loop `infer.batch` runs); 2 submits the next batch,
+    /// when it is assembled, while the current one runs, so the GPU goes from one to the
+    /// next without waiting for the host, and each answer waits for the next batch's
+    /// launch. On the project's H200, 2 raised no throughput and BERT-base's P99 by about
+    /// half (results/h200/README.md). test.delay runs each batch in full either way.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub max_batches_in_flight: u8,
     /// Largest request body accepted, in bytes; larger bodies are answered 413.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
@@ -166,7 +167,7 @@ impl Default for ServeConfig {
             max_batch_size: 8,
             max_queue_delay: Duration::from_millis(2),
             queue_capacity: 1024,
-            max_batches_in_flight: 2,
+            max_batches_in_flight: 1,
             max_body_bytes: 16 * 1024 * 1024,
             body_read_timeout: Duration::from_secs(30),
             limits: ConnectionLimits {

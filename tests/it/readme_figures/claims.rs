@@ -509,3 +509,22 @@ pub fn serve_side_by_side_4() -> Vec<Claim> {
     }
     claims
 }
+
+/// Call 4 of the third session: one load report per run, two batches in flight or one.
+fn in_flight_run(run: &str, in_flight: &str) -> Vec<Claim> {
+    vec![h200(format!(
+        "| {run} | {in_flight} | {{J:/throughput_ok_per_s|int}} | {{J:/latency_ms/p50_ms|sig3}} | {{J:/latency_ms/p99_ms|sig3}} |"
+    ))]
+}
+
+pub fn serve_in_flight_1() -> Vec<Claim> {
+    in_flight_run("1", "2")
+}
+
+pub fn serve_in_flight_2() -> Vec<Claim> {
+    in_flight_run("2", "1")
+}
+
+pub fn serve_in_flight_3() -> Vec<Claim> {
+    in_flight_run("3", "1")
+}

@@ -139,6 +139,9 @@ raw_files! {
     serve_side_by_side_2: "2026-12-02-serve-side-by-side-2/runs.jsonl" => claims::serve_side_by_side_2;
     serve_side_by_side_3: "2026-12-02-serve-side-by-side-3/runs.jsonl" => claims::serve_side_by_side_3;
     serve_side_by_side_4: "2026-12-02-serve-side-by-side-4/runs.jsonl" => claims::serve_side_by_side_4;
+    serve_in_flight_1: "2026-12-02-serve-in-flight-p99/p99-1-inflight2.json" => claims::serve_in_flight_1;
+    serve_in_flight_2: "2026-12-02-serve-in-flight-p99/p99-2-inflight1.json" => claims::serve_in_flight_2;
+    serve_in_flight_3: "2026-12-02-serve-in-flight-p99/p99-3-inflight1.json" => claims::serve_in_flight_3;
 }
 
 fn check(study: &str, claims: Vec<Claim>) {
