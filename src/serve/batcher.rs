@@ -416,21 +416,29 @@ mod tests {
         assert!(waited < Duration::from_millis(500), "waited {waited:?}");
     }
 
+    /// What every test backend here answers alike: its name, items of one f32, nothing to
+    /// warm up.
+    macro_rules! one_f32_item_backend {
+        ($name:literal) => {
+            fn name(&self) -> &str {
+                $name
+            }
+            fn input_shape(&self) -> &[i64] {
+                &[1]
+            }
+            fn dtype(&self) -> Dtype {
+                Dtype::F32
+            }
+            fn warm_up(&mut self) -> Result<(), BackendError> {
+                Ok(())
+            }
+        };
+    }
+
     struct PanickingBackend;
 
     impl InferenceBackend for PanickingBackend {
-        fn name(&self) -> &str {
-            "test.panic"
-        }
-        fn input_shape(&self) -> &[i64] {
-            &[1]
-        }
-        fn dtype(&self) -> Dtype {
-            Dtype::F32
-        }
-        fn warm_up(&mut self) -> Result<(), BackendError> {
-            Ok(())
-        }
+        one_f32_item_backend!("test.panic");
         fn infer(&mut self, _: Batch) -> Result<Vec<Tensor>, BackendError> {
             panic!("boom")
         }
@@ -474,18 +482,7 @@ mod tests {
     }
 
     impl InferenceBackend for EchoBackend {
-        fn name(&self) -> &str {
-            "test.echo"
-        }
-        fn input_shape(&self) -> &[i64] {
-            &[1]
-        }
-        fn dtype(&self) -> Dtype {
-            Dtype::F32
-        }
-        fn warm_up(&mut self) -> Result<(), BackendError> {
-            Ok(())
-        }
+        one_f32_item_backend!("test.echo");
         fn infer(&mut self, batch: Batch) -> Result<Vec<Tensor>, BackendError> {
             std::thread::sleep(self.delay);
             let TensorData::F32(values) = batch.data else {
@@ -652,18 +649,7 @@ mod tests {
     }
 
     impl InferenceBackend for QueueingBackend {
-        fn name(&self) -> &str {
-            "test.queueing"
-        }
-        fn input_shape(&self) -> &[i64] {
-            &[1]
-        }
-        fn dtype(&self) -> Dtype {
-            Dtype::F32
-        }
-        fn warm_up(&mut self) -> Result<(), BackendError> {
-            Ok(())
-        }
+        one_f32_item_backend!("test.queueing");
         fn infer(&mut self, _: Batch) -> Result<Vec<Tensor>, BackendError> {
             Err(BackendError::msg("runs only through submit and finish"))
         }

@@ -252,6 +252,12 @@ pub fn interval() -> Vec<Claim> {
     ]
 }
 
+/// A table row's template for each point of a 1-16 replica sweep (c0 to c4): `$c` is the
+/// configuration.
+fn per_sweep_point(template: &str) -> [Claim; 5] {
+    ["c0", "c1", "c2", "c3", "c4"].map(|c| h200(template.replace("$c", c)))
+}
+
 pub fn scaling() -> Vec<Claim> {
     let mut claims = vec![
         h200("| `2026-12-02-measure/scaling` (per replica count) | {Rec@c0:choose} for 1 replica; {Rec@c1,c2,c3,c4:choose|all|label} for 2, 4, 8, 16 (STP {S@c1:mps:STP}, {S@c2:mps:STP}, {S@c3:mps:STP}, {S@c4:mps:STP}) | {Rec@c0:runner-up|label} for 1 replica, {Rec@c1,c2,c3:runner-up|all} for 2-8, {Rec@c4:runner-up} at 16 | time-slicing lower at every count |"),
@@ -259,12 +265,9 @@ pub fn scaling() -> Vec<Claim> {
         h200("The baselines of 4 and 8 replicas were flagged {B@c2,c3:infer:flag|all} (GPU busy {B@c2:infer:GPU util % alone|pct} and {B@c3:infer:GPU util % alone|pct} alone)"),
         h200("a single replica shared with nothing reads NP {T@c0:time-slicing:infer:NP|.2}-{T@c0:mps:infer:NP|.2}"),
     ];
-    claims.extend(["c0", "c1", "c2", "c3", "c4"].map(|c| {
-        h200(
-            "| {A@$c:mps:tenants} | {A@$c:time-slicing:STP} | {A@$c:mps:STP} | {A@$c:time-slicing:NP per tenant (min-max)|mean} / {A@$c:mps:NP per tenant (min-max)|mean} | {A@$c:mps:GPU memory GiB} |"
-                .replace("$c", c),
-        )
-    }));
+    claims.extend(per_sweep_point(
+        "| {A@$c:mps:tenants} | {A@$c:time-slicing:STP} | {A@$c:mps:STP} | {A@$c:time-slicing:NP per tenant (min-max)|mean} / {A@$c:mps:NP per tenant (min-max)|mean} | {A@$c:mps:GPU memory GiB} |",
+    ));
     claims
 }
 
@@ -436,12 +439,9 @@ pub fn serve_scaling() -> Vec<Claim> {
         h200("NVML's utilization reads time-slicing's GPU as {S@c3,c4:time-slicing:GPU util %|int|range}% busy from 8 services on, against {S@c3,c4:mps:GPU util %|int|range}% under MPS"),
         h200("memory was {A@c4:mps:GPU memory GiB} of 141 GiB"),
     ];
-    claims.extend(["c0", "c1", "c2", "c3", "c4"].map(|c| {
-        h200(
-            "| {A@$c:mps:tenants} | {A@$c:time-slicing:latency P50 / worst P99 ms} | {A@$c:mps:latency P50 / worst P99 ms} | {T@$c:time-slicing:*:SLO attained|min} / {T@$c:mps:*:SLO attained|min} | {S@$c:time-slicing:GPU util %} / {S@$c:mps:GPU util %} | {A@$c:mps:GPU memory GiB} |"
-                .replace("$c", c),
-        )
-    }));
+    claims.extend(per_sweep_point(
+        "| {A@$c:mps:tenants} | {A@$c:time-slicing:latency P50 / worst P99 ms} | {A@$c:mps:latency P50 / worst P99 ms} | {T@$c:time-slicing:*:SLO attained|min} / {T@$c:mps:*:SLO attained|min} | {S@$c:time-slicing:GPU util %} / {S@$c:mps:GPU util %} | {A@$c:mps:GPU memory GiB} |",
+    ));
     claims
 }
 
