@@ -119,9 +119,14 @@ impl TorchBackend {
         self.model.settings().device
     }
 
+    /// What an error of running a batch of `n_items` says it was doing.
+    fn batch_context(&self, n_items: usize) -> String {
+        format!("running {} on a batch of {n_items}", self.name)
+    }
+
     /// Splits a batch's logits (on the host) into one row per item.
     fn rows(&self, logits: &tch::Tensor, n_items: usize) -> Result<Vec<Tensor>, BackendError> {
-        let context = || format!("running {} on a batch of {n_items}", self.name);
+        let context = || self.batch_context(n_items);
         let values = logits
             .f_flatten(0, -1)
             .and_then(|flat| Vec::<f32>::try_from(&flat))
@@ -147,12 +152,9 @@ impl TorchBackend {
             n_items,
             _inputs,
         } = running;
-        let logits = logits.wait().map_err(|err| {
-            BackendError::with_source(
-                format!("running {} on a batch of {n_items}", self.name),
-                err,
-            )
-        })?;
+        let logits = logits
+            .wait()
+            .map_err(|err| BackendError::with_source(self.batch_context(n_items), err))?;
         self.rows(&logits, n_items)
     }
 
@@ -287,12 +289,10 @@ impl InferenceBackend for TorchBackend {
                 })?)
             }
         };
-        let logits = self.model.submit(inputs.tensor()).map_err(|err| {
-            BackendError::with_source(
-                format!("running {} on a batch of {n_items}", self.name),
-                err,
-            )
-        })?;
+        let logits = self
+            .model
+            .submit(inputs.tensor())
+            .map_err(|err| BackendError::with_source(self.batch_context(n_items), err))?;
         let running = RunningBatch {
             logits,
             n_items,
