@@ -779,6 +779,66 @@ mod tests {
         );
     }
 
+    /// Leaves every batch running; finishing fails batch 0 with an error and panics on
+    /// batch 1.
+    struct FailingFinish {
+        submitted: usize,
+    }
+
+    impl InferenceBackend for FailingFinish {
+        one_f32_item_backend!("test.failing-finish");
+        fn infer(&mut self, _: Batch) -> Result<Vec<Tensor>, BackendError> {
+            Err(BackendError::msg("runs only through submit and finish"))
+        }
+        fn submit(&mut self, _: AssembledBatch) -> Result<Submitted, BackendError> {
+            self.submitted += 1;
+            Ok(Submitted::Running(Box::new(self.submitted - 1)))
+        }
+        fn finish(&mut self, running: Box<dyn Any + Send>) -> Result<Vec<Tensor>, BackendError> {
+            match *running.downcast::<usize>().unwrap() {
+                0 => Err(BackendError::msg("the device faulted")),
+                _ => panic!("lost the event"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_or_panicking_finish_answers_500_for_its_batch_only() {
+        let (tx, rx) = sync_channel(2);
+        let mut replies = Vec::new();
+        for _ in 0..2 {
+            let (a, reply_a) = job();
+            let (b, reply_b) = job();
+            let batch = assembled(&[&a.input, &b.input]);
+            tx.send(Assembled {
+                jobs: vec![a, b],
+                batch,
+            })
+            .unwrap();
+            replies.push([reply_a, reply_b]);
+        }
+        drop(tx);
+        run_batches(
+            &mut FailingFinish { submitted: 0 },
+            &rx,
+            2,
+            &Metrics::new(2),
+        );
+        for (batch, expected) in replies.iter_mut().zip([
+            "the device faulted",
+            "backend test.failing-finish panicked: lost the event",
+        ]) {
+            for reply in batch {
+                assert_eq!(
+                    reply.try_recv().unwrap().err().unwrap(),
+                    RequestError::Backend {
+                        message: expected.to_owned()
+                    }
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_lone_batch_in_flight_is_finished_without_waiting_for_another() {
         let Queueing {

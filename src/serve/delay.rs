@@ -103,6 +103,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_backend_that_runs_in_submit_refuses_to_finish_a_batch() {
+        let mut backend = DelayBackend::new(1, Duration::ZERO);
+        let err = backend.finish(Box::new(())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "finishing a batch on test.delay: it runs every batch in submit"
+        );
+    }
+
+    #[test]
     fn returns_each_items_sum() {
         let mut backend = DelayBackend::new(2, Duration::ZERO);
         let batch = Batch {

@@ -681,6 +681,16 @@ mod tests {
     }
 
     #[test]
+    fn finishing_a_batch_of_another_backend_is_an_error() {
+        let mut backend = tiny_cpu(&["--model", "bert-base"]);
+        let err = backend.finish(Box::new(7_u8)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "finishing a batch on bert-base: it was submitted to another backend"
+        );
+    }
+
+    #[test]
     fn staged_u8_and_f32_batches_answer_the_same_logits() {
         let mut backend = tiny_cpu(&["--model", "resnet50", "--max-batch-size", "4"]);
         let mut assembler = backend.assembler().unwrap();
