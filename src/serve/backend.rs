@@ -5,9 +5,10 @@
 //! async runtime, so it may block (GPU work, sleeps) and may keep thread-bound state such as
 //! a CUDA context. Its assembler is handed once to the batcher's assembler thread, which
 //! gathers batch k+1 (host work: copying each request's elements into one buffer) while
-//! the model thread runs batch k. A backend whose device runs asynchronously (the torch
-//! models on a GPU) may also [`InferenceBackend::submit`] batch k+1 before batch k is
-//! finished, so the device never waits for the host between batches. Neither sees
+//! the model thread runs batch k. With `--max-batches-in-flight 2`, a backend whose device
+//! runs asynchronously (the torch models on a GPU) also gets batch k+1 submitted
+//! ([`InferenceBackend::submit`]) before batch k is finished, so the device does not wait
+//! for the host between batches. Neither sees
 //! anything but whole batches; they must not know about HTTP or queues.
 
 use std::any::Any;
@@ -151,9 +152,9 @@ pub trait InferenceBackend: Send + 'static {
 
     /// Starts a batch its assembler made. Default: runs it ([`Self::run`]) and returns
     /// [`Submitted::Done`]. A backend whose device works asynchronously returns
-    /// [`Submitted::Running`] as soon as the batch's work is queued; the batcher then
-    /// submits the next batch, if one is assembled, before it calls [`Self::finish`] on
-    /// this one, so two batches are in flight at most.
+    /// [`Submitted::Running`] as soon as the batch's work is queued; the batcher calls
+    /// [`Self::finish`] on it next, or, with two batches allowed in flight, first submits
+    /// the next batch if one is assembled.
     fn submit(&mut self, batch: AssembledBatch) -> Result<Submitted, BackendError> {
         self.run(batch).map(Submitted::Done)
     }

@@ -9,9 +9,10 @@
 //! staging buffer). It hands the batch to the model thread over a rendezvous channel, so
 //! batch k+1 is gathered while the model thread runs batch k and at most one batch waits
 //! assembled. The model thread runs the backend on each batch in the order they were
-//! formed and answers each request through its own reply channel; a backend that queues
-//! its work on a device gets batch k+1 submitted before batch k is finished, whenever
-//! batch k+1 is assembled by then, so the device never idles between them. Both are plain threads,
+//! formed and answers each request through its own reply channel; with two batches
+//! allowed in flight (`--max-batches-in-flight 2`), a backend that queues its work on a
+//! device gets batch k+1 submitted before batch k is finished, whenever batch k+1 is
+//! assembled by then, so the device does not idle between them. Both are plain threads,
 //! not the async runtime, because assembly copies megabytes and backend calls block for as
 //! long as the GPU takes. Neither may panic out of a batch: a panic is caught and answered
 //! with 500 for that batch only. They stop when every queue sender is gone (the server has
@@ -210,8 +211,9 @@ struct InFlight {
     started: Instant,
 }
 
-/// The model thread's loop. With a batch in flight, the next one is submitted first if it
-/// is already assembled (so the device has it queued when the current one ends, instead
+/// The model thread's loop. With `max_in_flight` 1 each batch is finished before the next
+/// is taken. With 2 and a batch in flight, the next one is submitted first if it is already
+/// assembled (so the device has it queued when the current one ends, instead
 /// of idling while the host answers and launches), and the current one is finished
 /// right away if not (a batch is never held back for one that may be long in coming).
 fn run_batches(
