@@ -17,6 +17,8 @@ B=${B:-target/gpu-check-torch/gpushare-bin}
 RATE=${RATE:-3500}
 DUR=${DUR:-8}
 MODEL_FLAGS=${MODEL_FLAGS:---model bert-base --precision bf16}
+# The flags are words on purpose: split them once, into an array.
+read -r -a model_flags <<< "$MODEL_FLAGS"
 if TL=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__)+"/lib")' 2>/dev/null); then
     export LD_LIBRARY_PATH=$TL:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 fi
@@ -37,7 +39,7 @@ for inflight in 2 1 1 2; do
     i=$((i + 1))
     rm -f "$work/ready"
     echo "### run $i in flight $inflight at $(( $(date +%s) - start )) s" >> "$OUT/logs.txt"
-    $SRV "$B" serve $MODEL_FLAGS --max-batch-size 32 --max-queue-delay 2ms \
+    $SRV "$B" serve "${model_flags[@]}" --max-batch-size 32 --max-queue-delay 2ms \
         --max-batches-in-flight "$inflight" --bind 127.0.0.1:0 --ready-file "$work/ready" 2>>"$OUT/logs.txt" &
     pid=$!
     for _ in $(seq 300); do [ -s "$work/ready" ] && break; sleep 0.2; done
