@@ -1,6 +1,6 @@
 //! Build script. It records the git commit the binary is built from (for `run.json`'s
 //! environment); with the `torch` feature it also links libtorch's CUDA library into every
-//! executable and compiles the C++ shim in `src/models/shim.cpp`. Each concern is
+//! executable and compiles the C++ shim (`src/models/shim.cpp`, `cuda_graph.cpp`). Each concern is
 //! one function called from `main`.
 
 use std::process::Command;
@@ -34,6 +34,7 @@ mod torch {
     use std::path::PathBuf;
 
     const SHIM_SOURCE: &str = "src/models/shim.cpp";
+    const CUDA_GRAPH_SOURCE: &str = "src/models/cuda_graph.cpp";
 
     pub fn configure() {
         let lib_dir = libtorch_lib_dir();
@@ -69,6 +70,8 @@ mod torch {
             format!("-L{}", lib_dir.display()),
             "-Wl,--no-as-needed".to_owned(),
             "-ltorch_cuda".to_owned(),
+            // The CUDA-graph part of the shim calls c10's CUDA library directly.
+            "-lc10_cuda".to_owned(),
             "-Wl,--as-needed".to_owned(),
         ] {
             println!("cargo:rustc-link-arg={arg}");
@@ -82,11 +85,16 @@ mod torch {
     }
 
     /// Compiles the shim against libtorch's headers, which sit beside its lib folder in both
-    /// the PyPI wheel (`torch/include`) and the libtorch archive (`libtorch/include`).
+    /// the PyPI wheel (`torch/include`) and the libtorch archive (`libtorch/include`). The
+    /// CUDA-graph part also needs CUDA's runtime headers ([`cuda_include_dir`]); without
+    /// them it is compiled to report that this build has no CUDA graphs.
     fn compile_shim(lib_dir: &std::path::Path) {
         println!("cargo:rerun-if-changed={SHIM_SOURCE}");
+        println!("cargo:rerun-if-changed={CUDA_GRAPH_SOURCE}");
+        println!("cargo:rerun-if-env-changed=CUDA_HOME");
         let include_dir = lib_dir.join("../include");
-        cc::Build::new()
+        let mut build = cc::Build::new();
+        build
             .cpp(true)
             .std("c++17")
             .include(&include_dir)
@@ -98,6 +106,41 @@ mod torch {
             // add megabytes to every executable for a few lines of glue.
             .debug(false)
             .file(SHIM_SOURCE)
-            .compile("gpushare_torch_shim");
+            .file(CUDA_GRAPH_SOURCE);
+        match cuda_include_dir(lib_dir) {
+            Some(cuda_include) => {
+                build
+                    .include(cuda_include)
+                    .define("GPUSHARE_CUDA_GRAPHS", "1");
+            }
+            None => {
+                println!(
+                    "cargo:warning=CUDA's runtime headers (cuda_runtime_api.h, crt/host_config.h) \
+                     were not found beside libtorch or in CUDA_HOME: this build has no CUDA \
+                     graphs (scripts/setup-libtorch.sh installs them)"
+                );
+                build.define("GPUSHARE_CUDA_GRAPHS", "0");
+            }
+        }
+        build.compile("gpushare_torch_shim");
+    }
+
+    /// The folder holding `cuda_runtime_api.h` and `crt/`: `CUDA_HOME/include` when set, else the
+    /// PyPI wheel's CUDA runtime package next to torch (`nvidia/cu13/include` for CUDA 13
+    /// wheels, `nvidia/cuda_runtime/include` for CUDA 12 ones), else `/usr/local/cuda`.
+    fn cuda_include_dir(lib_dir: &std::path::Path) -> Option<PathBuf> {
+        let site_packages = lib_dir.join("../..");
+        env::var_os("CUDA_HOME")
+            .map(|home| PathBuf::from(home).join("include"))
+            .into_iter()
+            .chain([
+                site_packages.join("nvidia/cu13/include"),
+                site_packages.join("nvidia/cuda_runtime/include"),
+                PathBuf::from("/usr/local/cuda/include"),
+            ])
+            // cuda_runtime.h includes crt/host_config.h, a separate wheel (nvidia-cuda-crt).
+            .find(|dir| {
+                dir.join("cuda_runtime_api.h").is_file() && dir.join("crt/host_config.h").is_file()
+            })
     }
 }

@@ -10,6 +10,9 @@
 set -euo pipefail
 
 readonly TORCH_VERSION="2.11.0"
+# CUDA's C runtime headers beside the wheel's runtime package: the shim's CUDA-graph part
+# includes cuda_runtime.h, which needs them (134 KB; the wheel does not pull them).
+readonly CUDA_CRT="nvidia-cuda-crt==13.0.88"
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo_root
 readonly venv="${repo_root}/.venv-torch"
@@ -18,11 +21,18 @@ installed_version() {
     "${venv}/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true
 }
 
+has_crt_headers() {
+    compgen -G "${venv}/lib/python3*/site-packages/nvidia/cu13/include/crt/host_config.h" >/dev/null
+}
+
 if [[ "$(installed_version)" != "${TORCH_VERSION}" ]]; then
     # Progress goes to stderr so that stdout stays the exports, usable with eval.
     echo "setting up ${venv} with torch==${TORCH_VERSION} (large download, a few minutes)" >&2
     [[ -x "${venv}/bin/python" ]] || python3 -m venv "${venv}" >&2
-    "${venv}/bin/pip" install --quiet "torch==${TORCH_VERSION}" >&2
+    "${venv}/bin/pip" install --quiet "torch==${TORCH_VERSION}" "${CUDA_CRT}" >&2
+elif ! has_crt_headers; then
+    echo "adding ${CUDA_CRT} to ${venv}" >&2
+    "${venv}/bin/pip" install --quiet "${CUDA_CRT}" >&2
 fi
 
 # torch-sys reads LIBTORCH_USE_PYTORCH and asks the `python3` found first on PATH where torch

@@ -6,6 +6,8 @@
 # GPU), bert-base with i64 token ids. A body kind with the suffix `:pipelined` (e.g.
 # `u8:pipelined`) runs the server with `--max-batches-in-flight 2`, `:serial` with 1 (the
 # default since 2026-12-02; results recorded before, under `u8` and `i64`, ran with 2).
+# The suffix `:graphs` (e.g. `u8:graphs`) runs it with `--cuda-graphs`; its ratio is against
+# infer.batch with `cuda_graph = true` when INFER_VARIANTS includes `graph`.
 # Then, once per body kind, P99 at half its
 # median saturation rate (open loop, Poisson, SLO P99 50 ms). Prints a table of medians with their
 # spread (min..max over the repetitions) and the serve / infer.batch ratios per repetition
@@ -19,7 +21,8 @@
 # PRECISION [bf16], REPS [3], SATURATION_S [8] seconds per saturation and infer.batch
 # window, WARMUP_S [3] infer.batch warm-up, LATENCY_S [8] per P99 run, THREADS [8]
 # generator threads, RESNET_BODIES ["f32 u8"] resnet50's and BERT_BODIES ["i64"] bert-base's
-# body kinds, SAT_CONNECTIONS
+# body kinds, INFER_VARIANTS ["eager"] the infer.batch runs per repetition (`eager`, `graph`:
+# `cuda_graph = true`; both: "eager graph"), SAT_CONNECTIONS
 # [4 x BATCH] closed-loop clients (enough to keep a batch running, one assembled and the
 # next one queueing), DEVICE [cuda], SERVER_CPUS and LOAD_CPUS [unset] CPU lists for
 # `taskset -c` (the server and the infer.batch study on one set, the load generator on
@@ -34,7 +37,7 @@
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
-    sed -n '2,32p' "$0" >&2
+    sed -n '2,36p' "$0" >&2
     exit 2
 fi
 gpushare=$1
@@ -47,6 +50,7 @@ warmup_s=${WARMUP_S:-3}
 latency_s=${LATENCY_S:-8}
 threads=${THREADS:-8}
 sat_connections=${SAT_CONNECTIONS:-$((4 * batch))}
+infer_variants=${INFER_VARIANTS:-eager}
 device=${DEVICE:-cuda}
 tiny=${TINY:-0}
 out="${OUT:-target/serve-bench}/side-by-side"
@@ -130,8 +134,9 @@ start_server() {
     rm -f "${ready}"
     local extra=()
     [[ "${tiny}" == 1 ]] && extra+=(--tiny)
-    [[ "${body}" == *:serial ]] && extra+=(--max-batches-in-flight 1)
-    [[ "${body}" == *:pipelined ]] && extra+=(--max-batches-in-flight 2)
+    [[ "${body}" == *:serial* ]] && extra+=(--max-batches-in-flight 1)
+    [[ "${body}" == *:pipelined* ]] && extra+=(--max-batches-in-flight 2)
+    [[ "${body}" == *:graphs* ]] && extra+=(--cuda-graphs)
     echo "### serve ${model} max batch ${max_batch} ${extra[*]} at $(($(date +%s) - started_at)) s" >>"${out}/logs.txt"
     "${server_cpus[@]}" "${gpushare}" serve --model "${model}" --max-batch-size "${max_batch}" \
         --max-queue-delay 2ms --bind 127.0.0.1:0 --ready-file "${ready}" \
@@ -158,11 +163,17 @@ save_metrics() {
         "${url%/v1/infer}/metrics" >>"${out}/metrics.txt" || echo "side-by-side: could not read /metrics" >&2
 }
 
-# Runs infer.batch.$1 alone for one window; records it for repetition $2.
+# Runs infer.batch.$1 alone for one window, eagerly or ($3 = graph) as a CUDA graph;
+# records it for repetition $2 (body `none` for eager, as before variants, `graph`).
 infer_batch() {
-    local model=$1 rep=$2 status=0
+    local model=$1 rep=$2 variant=$3 status=0 body=none
     local tiny_param=""
     [[ "${tiny}" == 1 ]] && tiny_param=", tiny = true"
+    case "${variant}" in
+        eager) ;;
+        graph) tiny_param+=", cuda_graph = true"; body=graph ;;
+        *) echo "side-by-side: unknown infer.batch variant ${variant} (eager or graph)" >&2; exit 2 ;;
+    esac
     cat >"${work}/infer-batch.toml" <<TOML
 name = "infer-batch-${model}"
 description = "infer.batch.${model}, batch ${batch}, ${precision}, alone: the serving comparison."
@@ -182,7 +193,7 @@ name = "batch"
 workload = "infer.batch.${model}"
 params = { batch_size = ${batch}, precision = "${precision}", device = "${device}"${tiny_param} }
 TOML
-    echo "### infer.batch.${model} rep ${rep} at $(($(date +%s) - started_at)) s" >>"${out}/logs.txt"
+    echo "### infer.batch.${model} ${variant} rep ${rep} at $(($(date +%s) - started_at)) s" >>"${out}/logs.txt"
     # Exit status 3 is a completed run the verdict calls invalid: the table says so.
     "${server_cpus[@]}" "${gpushare}" run "${work}/infer-batch.toml" --out "${work}/infer-batch" --force \
         --format json >"${work}/infer-batch.json" 2>>"${out}/logs.txt" || status=$?
@@ -191,7 +202,7 @@ TOML
         echo "side-by-side: the infer.batch.${model} study failed (exit status ${status})" >&2
         exit 1
     fi
-    record "${rep}" "${model}" infer-batch none "${work}/infer-batch.json"
+    record "${rep}" "${model}" infer-batch "${body}" "${work}/infer-batch.json"
 }
 
 # Saturates `serve --model $1` with body kind $2 for one window; records it for rep $3.
@@ -211,11 +222,15 @@ for rep in $(seq 1 "${reps}"); do
         # Odd repetitions run infer.batch first, even ones last, so a drift of the GPU
         # or the host over the call favours neither side of the ratio.
         echo "== rep ${rep}/${reps}: ${model} (infer.batch and serve with $(bodies_of "${model}") bodies), $(($(date +%s) - started_at)) s so far" >&2
-        if ((rep % 2 == 1)); then infer_batch "${model}" "${rep}"; fi
+        if ((rep % 2 == 1)); then
+            for variant in ${infer_variants}; do infer_batch "${model}" "${rep}" "${variant}"; done
+        fi
         for body in $(bodies_of "${model}"); do
             saturate "${model}" "${body}" "${rep}"
         done
-        if ((rep % 2 == 0)); then infer_batch "${model}" "${rep}"; fi
+        if ((rep % 2 == 0)); then
+            for variant in ${infer_variants}; do infer_batch "${model}" "${rep}" "${variant}"; done
+        fi
     done
 done
 
@@ -278,24 +293,35 @@ close()
 
 print(f"serve vs infer.batch, batch {batch}, {precision}; {elapsed} s in all")
 for model in dict.fromkeys(r["model"] for r in runs):
-    alone = {}
+    # alone[variant][rep]: infer.batch eager (body "none") and as a CUDA graph ("graph").
+    alone = {"none": {}, "graph": {}}
     for r in runs:
         if r["model"] == model and r["what"] == "infer-batch":
             run = r["report"]["analysis"]["runs"][0]
-            alone[r["rep"]] = run["tenants"][0]["throughput_items_per_s"]
+            alone[r["body"]][r["rep"]] = run["tenants"][0]["throughput_items_per_s"]
             if not run["verdict"]["valid"]:
                 problems = "; ".join(f["problem"] for f in run["verdict"].get("failed", []))
-                print(f"  note: {model} infer.batch rep {r['rep']} INVALID: {problems}")
-    print(f"{model}: infer.batch {spread(list(alone.values()))} items/s")
+                print(f"  note: {model} infer.batch {r['body']} rep {r['rep']} INVALID: {problems}")
+    print(f"{model}: infer.batch {spread(list(alone['none'].values()))} items/s")
+    if alone["graph"]:
+        graph_speedup = [alone["graph"][rep] / alone["none"][rep] for rep in alone["graph"] if alone["none"].get(rep)]
+        print(f"{model}: infer.batch as a CUDA graph {spread(list(alone['graph'].values()))} items/s; "
+              f"graph / eager {spread(graph_speedup, '{:.3f}')}")
     for body in dict.fromkeys(r["body"] for r in runs if r["model"] == model and r["what"] == "saturation"):
         sat = {r["rep"]: r["report"]["throughput_ok_per_s"] for r in runs
                if r["model"] == model and r["what"] == "saturation" and r["body"] == body}
         errors = sum(r["report"]["n_errors"] for r in runs
                      if r["model"] == model and r["what"] == "saturation" and r["body"] == body)
-        ratios = [sat[rep] / alone[rep] for rep in sat if alone.get(rep)]
+        # Like for like: a --cuda-graphs server against infer.batch as a graph when it ran.
+        twin = "graph" if ":graphs" in body and alone["graph"] else "none"
+        ratios = [sat[rep] / alone[twin][rep] for rep in sat if alone[twin].get(rep)]
         stats = [batch_stats[k] for k in batch_stats if k.startswith(f"saturation {model} {body} ")]
         print(f"  serve {body:>8}: {spread(list(sat.values()))} req/s, {errors} errors; "
-              f"ratio {spread(ratios, '{:.3f}')} (goal {goal.get(model, 0.9)})")
+              f"ratio {spread(ratios, '{:.3f}')} (goal {goal.get(model, 0.9)}) "
+              f"against infer.batch {'as a CUDA graph' if twin == 'graph' else 'eager'}")
+        if twin == "graph":
+            eager_ratios = [sat[rep] / alone["none"][rep] for rep in sat if alone["none"].get(rep)]
+            print(f"    against eager infer.batch: ratio {spread(eager_ratios, '{:.3f}')}")
         if stats:
             print(f"    per batch: mean size {statistics.median(s[0] for s in stats):.1f}, "
                   f"backend (submission to outputs) {statistics.median(s[1] for s in stats):.2f} ms, "

@@ -9,6 +9,7 @@
 use tch::{nn, Device, Kind, Tensor};
 
 use super::build::{autocast_guard, build_on_device, step_error};
+use super::cuda_graph::{CudaGraph, GraphPool};
 use super::error::TorchError;
 use super::network::{bert_config, gpt2_config, resnet_config, vit_config, Network};
 use super::shim::CudaEvent;
@@ -36,8 +37,28 @@ pub struct InferenceModel {
     /// Image models only: [`IMAGENET_MEAN`] and [`IMAGENET_STD`] as `[1, 3, 1, 1]` float
     /// tensors on the device, for `u8` images.
     normalization: Option<(Tensor, Tensor)>,
+    /// Batch shapes captured as CUDA graphs ([`InferenceModel::capture_graphs`]), smallest
+    /// first; empty unless asked for.
+    graphs: Vec<GraphedBatch>,
+    /// The memory pool every graph of this model shares; made with the first graph.
+    graph_pool: Option<GraphPool>,
     /// Owns the parameters that `network` holds handles to.
     _var_store: nn::VarStore,
+}
+
+/// One batch size and input element type of the forward pass, captured as a CUDA graph
+/// that reads `inputs` and writes `logits`.
+#[derive(Debug)]
+struct GraphedBatch {
+    kind: Kind,
+    rows: usize,
+    /// Where a batch's inputs are copied before a replay: `[rows, ..item_shape]` on the
+    /// device. Rows beyond a smaller batch's keep an earlier batch's values, which are
+    /// valid inputs; their logits are not read.
+    inputs: Tensor,
+    /// Where a replay leaves the logits: float32 `[rows, n_outputs]` on the device.
+    logits: Tensor,
+    graph: CudaGraph,
 }
 
 impl InferenceModel {
@@ -65,6 +86,8 @@ impl InferenceModel {
             settings,
             network,
             normalization,
+            graphs: Vec::new(),
+            graph_pool: None,
             _var_store: var_store,
         })
     }
@@ -154,31 +177,147 @@ impl InferenceModel {
             let inputs = inputs
                 .f_to_device_(settings.device, inputs.kind(), true, false)
                 .map_err(step_error(settings, "copying the inputs to the device"))?;
-            let inputs = match (&self.normalization, inputs.kind()) {
-                (Some((mean, std)), Kind::Uint8) => inputs
-                    .f_to_kind(Kind::Float)
-                    .and_then(|images| images.f_mul_scalar(1.0 / 255.0))
-                    .and_then(|images| images.f_sub(mean))
-                    .and_then(|images| images.f_div(std))
-                    .map_err(step_error(settings, "normalizing the uint8 images"))?,
-                _ => inputs,
-            };
-            let _autocast = autocast_guard(settings)?;
-            self.network
-                .forward_t(&inputs, false)
-                .map_err(step_error(settings, "forward"))?
+            let n_items = inputs.size().first().copied().unwrap_or(0);
+            match self.graph_for(inputs.kind(), n_items) {
+                Some(graphed) => {
+                    // A device-to-device copy into the graph's input rows: it queues without
+                    // waiting (tch's copy_ from the host would wait for the copy).
+                    graphed
+                        .inputs
+                        .f_narrow(0, 0, n_items)
+                        .and_then(|mut rows| rows.f_copy_(&inputs))
+                        .map_err(step_error(settings, "copying the inputs into the graph's"))?;
+                    graphed.graph.replay()?;
+                    graphed
+                        .logits
+                        .f_narrow(0, 0, n_items)
+                        .map_err(step_error(settings, "reading the graph's logits"))?
+                }
+                None => self.device_logits(&inputs)?,
+            }
         };
         // From a GPU, a non-blocking copy to the CPU lands in page-locked memory that
         // libtorch allocates (and caches); it is complete once the event after it is.
         let logits = logits
-            .f_to_kind(Kind::Float)
-            .and_then(|logits| logits.f_to_device_(Device::Cpu, Kind::Float, true, false))
+            .f_to_device_(Device::Cpu, Kind::Float, true, false)
             .map_err(step_error(settings, "copying the logits to the host"))?;
         let done = match settings.device {
             Device::Cuda(idx) => Some(CudaEvent::record(idx)?),
             _ => None,
         };
         Ok(PendingLogits { logits, done })
+    }
+
+    /// The forward pass on inputs already on the device: uint8 images normalized first,
+    /// float32 logits out, still on the device. What a CUDA graph captures.
+    fn device_logits(&self, inputs: &Tensor) -> Result<Tensor, TorchError> {
+        let settings = &self.settings;
+        let _no_grad = tch::no_grad_guard();
+        let inputs = match (&self.normalization, inputs.kind()) {
+            (Some((mean, std)), Kind::Uint8) => inputs
+                .f_to_kind(Kind::Float)
+                .and_then(|images| images.f_mul_scalar(1.0 / 255.0))
+                .and_then(|images| images.f_sub(mean))
+                .and_then(|images| images.f_div(std))
+                .map_err(step_error(settings, "normalizing the uint8 images"))?,
+            _ => inputs.shallow_clone(),
+        };
+        let logits = {
+            let _autocast = autocast_guard(settings)?;
+            self.network
+                .forward_t(&inputs, false)
+                .map_err(step_error(settings, "forward"))?
+        };
+        logits
+            .f_to_kind(Kind::Float)
+            .map_err(step_error(settings, "converting the logits to float32"))
+    }
+
+    /// Captures the forward pass for inputs of `kind` (the model's [`input_kind`], or
+    /// uint8 for an image model) as one CUDA graph per batch size in `sizes`; from then on
+    /// [`InferenceModel::submit`] copies a batch of up to the largest size into the
+    /// smallest graph that holds it and replays that graph, one launch instead of one per
+    /// kernel. Each size runs once eagerly first, so cuDNN has chosen its algorithms; all
+    /// graphs share one memory pool. Only on a CUDA device.
+    ///
+    /// [`input_kind`]: InferenceModel::input_kind
+    pub fn capture_graphs(&mut self, kind: Kind, sizes: &[usize]) -> Result<(), TorchError> {
+        let Device::Cuda(device_idx) = self.settings.device else {
+            return Err(TorchError::InvalidSpec {
+                model: self.settings.model,
+                reason: format!(
+                    "CUDA graphs need a CUDA device, and this model is on {}",
+                    super::spec::device_name(self.settings.device)
+                ),
+            });
+        };
+        let accepted =
+            kind == self.input_kind() || (kind == Kind::Uint8 && self.normalization.is_some());
+        if !accepted {
+            return Err(TorchError::InvalidSpec {
+                model: self.settings.model,
+                reason: format!("it takes no {kind:?} inputs to capture a CUDA graph for"),
+            });
+        }
+        let pool = match self.graph_pool {
+            Some(pool) => pool,
+            None => *self.graph_pool.insert(GraphPool::new()?),
+        };
+        // Largest first: the shared pool then grows once, to the largest graph's needs.
+        let mut sizes: Vec<usize> = sizes.iter().copied().filter(|&rows| rows > 0).collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        sizes.dedup();
+        for rows in sizes {
+            if self.graphs.iter().any(|g| g.kind == kind && g.rows == rows) {
+                continue;
+            }
+            let inputs = self.static_inputs(kind, rows)?;
+            // Eagerly once: cuDNN picks its algorithms for this shape outside the capture.
+            let _warm = self.device_logits(&inputs)?;
+            let (graph, logits) =
+                CudaGraph::capture(device_idx, pool, || self.device_logits(&inputs))?;
+            self.graphs.push(GraphedBatch {
+                kind,
+                rows,
+                inputs,
+                logits,
+                graph,
+            });
+        }
+        self.graphs.sort_by_key(|g| g.rows);
+        Ok(())
+    }
+
+    /// The batch sizes captured as CUDA graphs for inputs of `kind`, smallest first.
+    pub fn graphed_sizes(&self, kind: Kind) -> Vec<usize> {
+        self.graphs
+            .iter()
+            .filter(|g| g.kind == kind)
+            .map(|g| g.rows)
+            .collect()
+    }
+
+    /// The smallest graph for `kind` that holds `n_items` rows.
+    fn graph_for(&self, kind: Kind, n_items: i64) -> Option<&GraphedBatch> {
+        let n_items = usize::try_from(n_items).ok().filter(|&n| n > 0)?;
+        self.graphs
+            .iter()
+            .find(|g| g.kind == kind && g.rows >= n_items)
+    }
+
+    /// Valid inputs of `kind` for `rows` items on the device: pixels, normalized-looking
+    /// images or token ids.
+    fn static_inputs(&self, kind: Kind, rows: usize) -> Result<Tensor, TorchError> {
+        match kind {
+            Kind::Uint8 => {
+                let shape: Vec<i64> = std::iter::once(rows as i64)
+                    .chain(self.item_shape())
+                    .collect();
+                Tensor::f_randint(256, shape.as_slice(), (Kind::Uint8, self.settings.device))
+                    .map_err(step_error(&self.settings, "making a graph's inputs"))
+            }
+            _ => self.random_inputs(rows),
+        }
     }
 }
 

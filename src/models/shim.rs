@@ -56,7 +56,7 @@ extern "C" {
 
 /// Turns a shim result into a `Result`, keeping libtorch's message without the C++ stack
 /// trace it appends.
-fn check(call: &'static str, message: *const c_char) -> Result<(), TorchError> {
+pub(super) fn check(call: &'static str, message: *const c_char) -> Result<(), TorchError> {
     if message.is_null() {
         return Ok(());
     }
@@ -186,7 +186,7 @@ impl Drop for CudaEvent {
     }
 }
 
-fn device_index(device_idx: usize) -> c_int {
+pub(super) fn device_index(device_idx: usize) -> c_int {
     // CUDA device indices are small (c10 stores them in an i8); saturating keeps an absurd
     // index an error from libtorch instead of a wrapped, valid-looking one.
     c_int::try_from(device_idx).unwrap_or(c_int::MAX)

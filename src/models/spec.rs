@@ -175,6 +175,10 @@ pub struct TorchJobSpec {
     /// Default false.
     #[serde(default)]
     pub tiny: bool,
+    /// Infer jobs on a CUDA device: capture a step as one CUDA graph after warm-up and
+    /// replay it. Default false.
+    #[serde(default)]
+    pub cuda_graph: bool,
 }
 
 fn default_device() -> Device {
@@ -196,6 +200,7 @@ impl TorchJobSpec {
             seed: 0,
             device: default_device(),
             tiny: false,
+            cuda_graph: false,
         }
     }
 
@@ -203,6 +208,17 @@ impl TorchJobSpec {
     pub fn resolve(&self) -> Result<TorchJobSettings, TorchError> {
         let model = self.model;
         let invalid = |reason: String| TorchError::InvalidSpec { model, reason };
+        if self.cuda_graph && self.kind == JobKind::Train {
+            return Err(invalid(
+                "cuda_graph captures inference steps only; a train job runs eagerly".to_owned(),
+            ));
+        }
+        if self.cuda_graph && !self.device.is_cuda() {
+            return Err(invalid(format!(
+                "cuda_graph needs a CUDA device, and this job is on {}",
+                device_name(self.device)
+            )));
+        }
         let batch_size = self
             .batch_size
             .unwrap_or_else(|| model.default_batch_size(self.tiny));
@@ -258,6 +274,7 @@ impl TorchJobSpec {
             seed: self.seed,
             device: self.device,
             tiny: self.tiny,
+            cuda_graph: self.cuda_graph,
         })
     }
 }
@@ -288,6 +305,9 @@ pub struct TorchJobSettings {
     pub device: Device,
     /// Whether the tiny configuration runs.
     pub tiny: bool,
+    /// Whether an infer step is a CUDA graph replay (left out of results when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cuda_graph: bool,
 }
 
 /// `cpu`, `cuda` or `cuda:N` to a device.

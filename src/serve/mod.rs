@@ -30,7 +30,9 @@ pub use backend::{
     InferenceBackend, Submitted,
 };
 pub(crate) use batcher::ReadyModel;
-pub use config::{backend_factory, ServeArgs, ServeConfig, ServeModel, ServePrecision};
+pub use config::{
+    backend_factory, cuda_graph_batch_sizes, ServeArgs, ServeConfig, ServeModel, ServePrecision,
+};
 pub use connections::ConnectionLimits;
 pub use delay::DelayBackend;
 pub use error::{BackendError, RequestError, ServeError};

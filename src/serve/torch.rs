@@ -13,7 +13,7 @@ use tch::{Device, Kind};
 use super::backend::{
     AssembledBatch, AssembledInput, Batch, BatchAssembler, InferenceBackend, Submitted,
 };
-use super::config::{ServeArgs, ServeModel, ServePrecision};
+use super::config::{cuda_graph_batch_sizes, ServeArgs, ServeModel, ServePrecision};
 use super::error::BackendError;
 use super::tensor::{Dtype, Tensor, TensorData};
 use crate::models::{
@@ -42,6 +42,8 @@ pub struct TorchBackend {
     vocab_size: Option<i64>,
     n_outputs: usize,
     max_batch_size: usize,
+    /// `--cuda-graphs`: capture the forward pass at warm-up (on a CUDA device only).
+    cuda_graphs: bool,
     /// The host half, built with the backend (so a failed page-locked allocation fails the
     /// load) and handed to the assembler thread once.
     assembler: Option<TorchAssembler>,
@@ -65,6 +67,13 @@ impl TorchBackend {
         };
         let device = parse_device(&args.device)
             .map_err(|err| BackendError::with_source(format!("building {name}"), err))?;
+        if args.cuda_graphs && !device.is_cuda() {
+            return Err(BackendError::msg(format!(
+                "building {name}: --cuda-graphs needs a CUDA device, and --device is {}; \
+                 drop --cuda-graphs or use --device cuda",
+                args.device
+            )));
+        }
         let max_batch_size = args.max_batch_size.max(1);
         let spec = TorchJobSpec {
             batch_size: Some(max_batch_size),
@@ -109,6 +118,7 @@ impl TorchBackend {
             vocab_size: model.vocab_size(),
             n_outputs: usize::try_from(model.n_outputs()).unwrap_or(0),
             max_batch_size,
+            cuda_graphs: args.cuda_graphs,
             model,
             assembler: Some(assembler),
         })
@@ -117,6 +127,28 @@ impl TorchBackend {
     /// The device the model runs on.
     pub fn device(&self) -> Device {
         self.model.settings().device
+    }
+
+    /// `--cuda-graphs`: one graph per size of [`cuda_graph_batch_sizes`] for each input
+    /// type the server accepts (uint8 and float32 images, or token ids).
+    fn capture_graphs(&mut self) -> Result<(), BackendError> {
+        let sizes = cuda_graph_batch_sizes(self.max_batch_size);
+        let kinds: &[Kind] = match self.dtype {
+            Dtype::I64 => &[Kind::Int64],
+            _ => &[Kind::Uint8, Kind::Float],
+        };
+        for &kind in kinds {
+            self.model.capture_graphs(kind, &sizes).map_err(|err| {
+                BackendError::with_source(
+                    format!(
+                        "capturing {} as CUDA graphs ({kind:?} inputs, batch sizes {sizes:?})",
+                        self.name
+                    ),
+                    err,
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// What an error of running a batch of `n_items` says it was doing.
@@ -231,7 +263,14 @@ impl InferenceBackend for TorchBackend {
     }
 
     fn warm_up(&mut self) -> Result<(), BackendError> {
-        let sizes = (1..self.max_batch_size).chain(std::iter::repeat_n(
+        // With --cuda-graphs every batch runs as a captured size, and capturing runs each of
+        // those eagerly first: the other sizes would only be timed for cuDNN in vain.
+        let smaller = if self.cuda_graphs {
+            0..0
+        } else {
+            1..self.max_batch_size
+        };
+        let sizes = smaller.chain(std::iter::repeat_n(
             self.max_batch_size,
             WARM_UP_FULL_BATCHES,
         ));
@@ -260,6 +299,9 @@ impl InferenceBackend for TorchBackend {
                 .model
                 .forward(&pixels)
                 .map_err(|err| BackendError::with_source(context(), err))?;
+        }
+        if self.cuda_graphs {
+            self.capture_graphs()?;
         }
         Ok(())
     }

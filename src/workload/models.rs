@@ -58,6 +58,13 @@ const DEVICE: ParamInfo = ParamInfo {
     default: "\"cuda\"",
     doc: "cuda (the first visible GPU) or cpu (for tests with tiny = true)",
 };
+const CUDA_GRAPH: ParamInfo = ParamInfo {
+    name: "cuda_graph",
+    kind: ParamKind::Bool,
+    default: "false",
+    doc: "capture the forward pass as one CUDA graph after warm-up and replay it each \
+          step (one launch, not one per kernel); device = \"cuda\" only",
+};
 const TINY: ParamInfo = ParamInfo {
     name: "tiny",
     kind: ParamKind::Bool,
@@ -84,12 +91,14 @@ pub const IMAGE_INFER_PARAMS: &[ParamInfo] = &[
     CHANNELS_LAST,
     DEVICE,
     TINY,
+    CUDA_GRAPH,
 ];
 /// The text models' (bert-base, gpt2-small) training parameters.
 pub const TEXT_TRAIN_PARAMS: &[ParamInfo] =
     &[BATCH_SIZE, SEQ_LEN, PRECISION, OPTIMIZER, DEVICE, TINY];
 /// The text models' inference parameters.
-pub const TEXT_INFER_PARAMS: &[ParamInfo] = &[BATCH_SIZE, SEQ_LEN, PRECISION, DEVICE, TINY];
+pub const TEXT_INFER_PARAMS: &[ParamInfo] =
+    &[BATCH_SIZE, SEQ_LEN, PRECISION, DEVICE, TINY, CUDA_GRAPH];
 
 pub const AVAILABILITY: Availability = if cfg!(feature = "torch") {
     Availability::Available
@@ -185,6 +194,7 @@ mod imp {
             Some(_) => Some(OptimizerKind::Sgd),
         };
         spec.tiny = params.bool_or("tiny", false);
+        spec.cuda_graph = params.bool_or("cuda_graph", false);
         spec.seed = seed;
         spec.device = parse_device(params.str_or("device", "cuda")).map_err(|e| {
             WorkloadError::ParamValue {
@@ -193,6 +203,14 @@ mod imp {
                 reason: e.to_string(),
             }
         })?;
+        if spec.cuda_graph && !spec.device.is_cuda() {
+            return Err(WorkloadError::ParamValue {
+                workload: name.clone(),
+                param: "cuda_graph".into(),
+                reason: "CUDA graphs need device = \"cuda\"; drop cuda_graph or the cpu device"
+                    .into(),
+            });
+        }
         // Sizes are checked now, so a bad scenario fails before any worker starts a GPU.
         spec.resolve().map_err(|e| WorkloadError::ParamValue {
             workload: name.clone(),

@@ -236,3 +236,48 @@ fn gpu_full_size_train_steps_fit_and_run() {
         assert_eq!(job.step().unwrap(), batch_size, "{model}");
     }
 }
+
+/// A `cuda_graph` spec off a GPU or for training is refused when it is resolved.
+#[test]
+fn cuda_graph_specs_need_an_infer_job_on_a_gpu() {
+    let on_cpu = TorchJobSpec {
+        kind: JobKind::Infer,
+        device: Device::Cpu,
+        tiny: true,
+        cuda_graph: true,
+        ..TorchJobSpec::new(ModelKind::Resnet50)
+    };
+    let err = on_cpu.resolve().unwrap_err().to_string();
+    assert!(err.contains("cuda_graph needs a CUDA device"), "{err}");
+    let training = TorchJobSpec {
+        kind: JobKind::Train,
+        cuda_graph: true,
+        ..TorchJobSpec::new(ModelKind::Resnet50)
+    };
+    let err = training.resolve().unwrap_err().to_string();
+    assert!(err.contains("captures inference steps only"), "{err}");
+}
+
+/// On the GPU machine: every model's infer job steps as a CUDA graph replay, at full size
+/// for ResNet-50 and BERT-base (what the serving comparison runs) and tiny for the rest.
+#[test]
+fn gpu_cuda_graph_infer_jobs_step() {
+    for model in ModelKind::ALL {
+        for precision in [Precision::Fp32, Precision::Bf16] {
+            let full_size = matches!(model, ModelKind::Resnet50 | ModelKind::BertBase);
+            let spec = TorchJobSpec {
+                kind: JobKind::Infer,
+                precision,
+                batch_size: Some(8),
+                tiny: !full_size,
+                cuda_graph: true,
+                ..TorchJobSpec::new(model)
+            };
+            let mut job = TorchJob::new(&spec).unwrap();
+            job.warm_up(2).unwrap();
+            for _ in 0..3 {
+                assert_eq!(job.step().unwrap(), 8, "{model} {precision:?}");
+            }
+        }
+    }
+}

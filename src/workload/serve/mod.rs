@@ -174,6 +174,7 @@ impl ServeTenant {
                 precision,
                 tiny,
                 seq_len,
+                cuda_graphs,
             } => backend_factory(&ServeArgs {
                 model: self.spec.model.serve_model(),
                 bind: self.spec.server_config().bind,
@@ -198,6 +199,7 @@ impl ServeTenant {
                 precision: *precision,
                 tiny: *tiny,
                 seq_len: *seq_len,
+                cuda_graphs: *cuda_graphs,
             }),
         }
     }

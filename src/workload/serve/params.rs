@@ -95,6 +95,14 @@ const SEQ_LEN: ParamInfo = ParamInfo {
     doc: "tokens per request (16 with tiny = true)",
 };
 
+const CUDA_GRAPHS: ParamInfo = ParamInfo {
+    name: "cuda_graphs",
+    kind: ParamKind::Bool,
+    default: "false",
+    doc: "capture the forward pass as CUDA graphs at warm-up and replay them (`gpushare serve \
+          --cuda-graphs`); device = \"cuda\" only",
+};
+
 /// `serve.delay`'s parameters.
 pub const DELAY_PARAMS: &[ParamInfo] = &[
     RATE,
@@ -119,6 +127,7 @@ pub const RESNET50_PARAMS: &[ParamInfo] = &[
     DEVICE,
     PRECISION,
     TINY,
+    CUDA_GRAPHS,
 ];
 
 /// `serve.bert-base`'s parameters.
@@ -133,6 +142,7 @@ pub const BERT_BASE_PARAMS: &[ParamInfo] = &[
     PRECISION,
     TINY,
     SEQ_LEN,
+    CUDA_GRAPHS,
 ];
 
 /// The most generator connections: each is a socket and a task, and more than this many
@@ -172,6 +182,8 @@ pub enum BackendSpec {
         tiny: bool,
         /// bert-base only: tokens per request; `None` for the model's default.
         seq_len: Option<usize>,
+        /// Capture the forward pass as CUDA graphs (`serve --cuda-graphs`).
+        cuda_graphs: bool,
     },
 }
 
@@ -183,25 +195,37 @@ impl ServeTenantSpec {
             workload: model.workload_name(),
             params,
         };
-        let backend = match model.serve_model() {
-            ServeModel::TestDelay => BackendSpec::Delay {
-                per_batch: check.millis(&DELAY_MS)?,
-                per_item: check.millis(&DELAY_PER_ITEM_MS)?,
-                warm_up: check.millis(&WARM_UP_MS)?,
-            },
-            ServeModel::Resnet50 | ServeModel::BertBase => BackendSpec::Torch {
-                device: params.str_or("device", "cuda").to_owned(),
-                precision: match params.str_or("precision", "fp32") {
-                    "bf16" => ServePrecision::Bf16,
-                    _ => ServePrecision::Fp32,
+        let backend =
+            match model.serve_model() {
+                ServeModel::TestDelay => BackendSpec::Delay {
+                    per_batch: check.millis(&DELAY_MS)?,
+                    per_item: check.millis(&DELAY_PER_ITEM_MS)?,
+                    warm_up: check.millis(&WARM_UP_MS)?,
                 },
-                tiny: params.bool_or("tiny", false),
-                seq_len: match params.0.get("seq_len") {
-                    None => None,
-                    Some(_) => Some(check.count(&SEQ_LEN, i64::MAX)?),
+                ServeModel::Resnet50 | ServeModel::BertBase => BackendSpec::Torch {
+                    cuda_graphs: match (
+                        params.bool_or("cuda_graphs", false),
+                        params.str_or("device", "cuda"),
+                    ) {
+                        (true, "cpu") => return Err(check.value_error(
+                            &CUDA_GRAPHS,
+                            "CUDA graphs need device = \"cuda\"; this tenant has device = \"cpu\""
+                                .to_owned(),
+                        )),
+                        (cuda_graphs, _) => cuda_graphs,
+                    },
+                    device: params.str_or("device", "cuda").to_owned(),
+                    precision: match params.str_or("precision", "fp32") {
+                        "bf16" => ServePrecision::Bf16,
+                        _ => ServePrecision::Fp32,
+                    },
+                    tiny: params.bool_or("tiny", false),
+                    seq_len: match params.0.get("seq_len") {
+                        None => None,
+                        Some(_) => Some(check.count(&SEQ_LEN, i64::MAX)?),
+                    },
                 },
-            },
-        };
+            };
         let rate_per_s = params.f64_or("rate", 100.0);
         // Checked here too for callers that skip the registry's check (the generator
         // streams every request back, so its rate is bounded like `load --stream`'s).
@@ -354,6 +378,7 @@ mod tests {
                 precision: ServePrecision::Bf16,
                 tiny: true,
                 seq_len: Some(8),
+                cuda_graphs: false,
             }
         );
         let resnet =
@@ -365,8 +390,36 @@ mod tests {
                 precision: ServePrecision::Fp32,
                 tiny: false,
                 seq_len: None,
+                cuda_graphs: false,
             }
         );
+        let graphed = ServeTenantSpec::from_params(
+            ServeTenantModel::Resnet50,
+            &params(&[("cuda_graphs", ParamValue::Bool(true))]),
+        )
+        .unwrap();
+        assert!(matches!(
+            graphed.backend,
+            BackendSpec::Torch {
+                cuda_graphs: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn cuda_graphs_on_the_cpu_are_refused_with_the_fix() {
+        let err = ServeTenantSpec::from_params(
+            ServeTenantModel::BertBase,
+            &params(&[
+                ("cuda_graphs", ParamValue::Bool(true)),
+                ("device", ParamValue::Str("cpu".into())),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`cuda_graphs`"), "{err}");
+        assert!(err.contains("device = \"cuda\""), "{err}");
     }
 
     #[test]

@@ -12,8 +12,8 @@ use tch::{nn, Device};
 use crate::models::layers::count_parameters;
 use crate::models::shim;
 use crate::models::{
-    autocast_guard, build_on_device, step_error, synchronize_device, ModelKind, Network,
-    SyntheticBatch, TorchError, TorchJobSettings, TorchJobSpec,
+    autocast_guard, build_on_device, step_error, synchronize_device, CudaGraph, GraphPool,
+    ModelKind, Network, SyntheticBatch, TorchError, TorchJobSettings, TorchJobSpec,
 };
 
 use super::optim::Optimizer;
@@ -26,6 +26,8 @@ pub struct TorchJob {
     batch: SyntheticBatch,
     /// Present exactly for train jobs.
     optimizer: Option<Optimizer>,
+    /// `cuda_graph` infer jobs, once warmed up: a step is a replay of this.
+    graph: Option<CudaGraph>,
     n_parameters: i64,
     /// Owns the parameters that `network` and `optimizer` hold handles to.
     _var_store: nn::VarStore,
@@ -51,12 +53,14 @@ impl TorchJob {
             network,
             batch,
             optimizer,
+            graph: None,
             _var_store: var_store,
         })
     }
 
     /// Runs `n_steps` steps whose time does not count: the caching allocator reaches its
-    /// steady state and cuDNN finishes choosing algorithms.
+    /// steady state and cuDNN finishes choosing algorithms. A `cuda_graph` job captures
+    /// its graph in the first.
     pub fn warm_up(&mut self, n_steps: usize) -> Result<(), TorchError> {
         for _ in 0..n_steps {
             self.step()?;
@@ -65,11 +69,18 @@ impl TorchJob {
     }
 
     /// One train step or inference batch; returns once the device has finished it, with
-    /// the number of items (images or sequences) it processed.
+    /// the number of items (images or sequences) it processed. A `cuda_graph` job's step
+    /// replays a graph of an infer step, captured (after one eager step) in its first.
     pub fn step(&mut self) -> Result<u64, TorchError> {
-        match &mut self.optimizer {
-            Some(optimizer) => train_step(&self.network, &self.batch, &self.settings, optimizer)?,
-            None => infer_step(&self.network, &self.batch, &self.settings)?,
+        if self.settings.cuda_graph && self.graph.is_none() {
+            self.capture()?;
+        }
+        match (&mut self.optimizer, &self.graph) {
+            (Some(optimizer), _) => {
+                train_step(&self.network, &self.batch, &self.settings, optimizer)?
+            }
+            (None, Some(graph)) => graph.replay()?,
+            (None, None) => infer_step(&self.network, &self.batch, &self.settings)?,
         }
         self.synchronize()?;
         // The rows of the batch just processed, not the setting it was built from, so a
@@ -121,6 +132,21 @@ impl TorchJob {
 
     fn synchronize(&self) -> Result<(), TorchError> {
         synchronize_device(self.settings.device)
+    }
+
+    /// Captures one infer step (the same kernels on the same synthetic batch) as a CUDA
+    /// graph. The step has run eagerly at least once, so cuDNN has chosen its algorithms.
+    fn capture(&mut self) -> Result<(), TorchError> {
+        let Device::Cuda(device_idx) = self.settings.device else {
+            // `resolve` refuses cuda_graph off a CUDA device; nothing to capture here.
+            return Ok(());
+        };
+        infer_step(&self.network, &self.batch, &self.settings)?;
+        let (graph, ()) = CudaGraph::capture(device_idx, GraphPool::new()?, || {
+            infer_step(&self.network, &self.batch, &self.settings)
+        })?;
+        self.graph = Some(graph);
+        Ok(())
     }
 }
 
