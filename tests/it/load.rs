@@ -521,8 +521,9 @@ async fn a_rate_beyond_the_generator_ends_on_time_in_bounded_memory_and_exits_3(
     .await
     .unwrap();
     assert_eq!(code, 3, "{stderr}");
-    // duration + drop_after, and a second for the process and the last responses.
-    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    // duration + drop_after is 1.5 s; the bound leaves room for a loaded 2-core machine
+    // (2.66 s seen with a build beside the tests) and still catches the minute it took.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
     // Bounded on top of what the same binary holds doing nothing: a torch build maps and
     // relocates libtorch (about 450 MiB) before it does anything.
     let idle_kib = idle_rss_kib();
