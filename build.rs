@@ -35,6 +35,7 @@ mod torch {
 
     const SHIM_SOURCE: &str = "src/models/shim.cpp";
     const CUDA_GRAPH_SOURCE: &str = "src/models/cuda_graph.cpp";
+    const SHIM_HEADER: &str = "src/models/shim_guard.h";
 
     pub fn configure() {
         let lib_dir = libtorch_lib_dir();
@@ -91,6 +92,7 @@ mod torch {
     fn compile_shim(lib_dir: &std::path::Path) {
         println!("cargo:rerun-if-changed={SHIM_SOURCE}");
         println!("cargo:rerun-if-changed={CUDA_GRAPH_SOURCE}");
+        println!("cargo:rerun-if-changed={SHIM_HEADER}");
         println!("cargo:rerun-if-env-changed=CUDA_HOME");
         let include_dir = lib_dir.join("../include");
         let mut build = cc::Build::new();

@@ -11,6 +11,8 @@
 // Like shim.cpp: every function returns NULL on success or a message (valid until the next
 // call on the same thread); no C++ exception crosses into Rust.
 
+#include "shim_guard.h"
+
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/Stream.h>
@@ -27,20 +29,7 @@
 
 namespace {
 
-thread_local std::string last_graph_error;
-
-template <typename F>
-const char* guarded(F&& body) {
-  try {
-    body();
-    return nullptr;
-  } catch (const std::exception& e) {
-    last_graph_error = e.what();
-  } catch (...) {
-    last_graph_error = "unknown C++ exception";
-  }
-  return last_graph_error.c_str();
-}
+using gpushare_shim::guarded;
 
 #if GPUSHARE_CUDA_GRAPHS
 
@@ -72,10 +61,10 @@ struct Graph {
 #endif
 
 const char* no_graphs() {
-  last_graph_error =
+  gpushare_shim::last_error =
       "this build has no CUDA graphs: CUDA's runtime headers (cuda_runtime_api.h) were not "
       "found when it was built; set CUDA_HOME to a CUDA toolkit and rebuild";
-  return last_graph_error.c_str();
+  return gpushare_shim::last_error.c_str();
 }
 
 }  // namespace
@@ -142,13 +131,15 @@ const char* gpushare_cuda_graph_begin(int device_idx, uint64_t first, uint64_t s
 const char* gpushare_cuda_graph_end(void* graph) {
 #if GPUSHARE_CUDA_GRAPHS
   auto* g = static_cast<Graph*>(graph);
-  const char* message = guarded([&] { g->graph.capture_end(); });
+  const char* ended = guarded([&] { g->graph.capture_end(); });
+  const std::string end_error = ended != nullptr ? ended : "";
   // restore() must run even when capture_end threw; its own failure matters less.
   const char* restored = guarded([&] { g->restore(); });
-  if (message != nullptr) {
-    return message;
+  if (ended == nullptr) {
+    return restored;
   }
-  return restored;
+  gpushare_shim::last_error = end_error;
+  return gpushare_shim::last_error.c_str();
 #else
   (void)graph;
   return no_graphs();

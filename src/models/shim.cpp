@@ -17,6 +17,8 @@
 // Every function returns NULL on success or a message (valid until the next call on the
 // same thread) when ATen threw; no C++ exception crosses into Rust.
 
+#include "shim_guard.h"
+
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/CachingDeviceAllocator.h>
@@ -32,20 +34,7 @@
 
 namespace {
 
-thread_local std::string last_error;
-
-template <typename F>
-const char* guarded(F&& body) {
-  try {
-    body();
-    return nullptr;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-  } catch (...) {
-    last_error = "unknown C++ exception";
-  }
-  return last_error.c_str();
-}
+using gpushare_shim::guarded;
 
 // tch's C_tensor is libtch's `torch::Tensor*`, the same type as `at::Tensor*`.
 std::vector<at::Tensor> tensor_list(at::Tensor* const* tensors, size_t n) {

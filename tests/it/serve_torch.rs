@@ -388,25 +388,34 @@ async fn bert_base_answers_two_logits_and_refuses_unknown_token_ids() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_torch_model_on_a_missing_gpu_stops_the_server_with_its_error() {
-    let args = serve_args([
-        "--bind",
-        "127.0.0.1:0",
-        "--model",
-        "bert-base",
-        "--tiny",
-        "--device",
-        "cuda:99",
-    ]);
+/// What `gpushare serve` with `flags` (bound to a free loopback port) fails with while
+/// it loads its model, and that error with its causes, as the CLI prints it.
+async fn load_failure(flags: &[&str]) -> (ServeError, String) {
+    let args = serve_args(
+        ["--bind", "127.0.0.1:0"]
+            .into_iter()
+            .chain(flags.iter().copied()),
+    );
     let err = gpushare::serve::serve(args, std::future::pending())
         .await
         .unwrap_err();
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    (err, message)
+}
+
+#[tokio::test]
+async fn a_torch_model_on_a_missing_gpu_stops_the_server_with_its_error() {
+    let (err, message) =
+        load_failure(&["--model", "bert-base", "--tiny", "--device", "cuda:99"]).await;
     assert!(
         matches!(err, ServeError::LoadModel { ref model, .. } if model == "bert-base"),
         "{err:?}"
     );
-    let message = format!("{:#}", anyhow::Error::from(err));
     assert!(
         message.contains("use cuda:99 for bert-base: libtorch sees"),
         "{message}"
@@ -526,20 +535,15 @@ fn gpu_two_batches_in_flight_answer_what_each_answers_alone() {
 /// The server refuses `--cuda-graphs` off a GPU when it loads the model, with the fix.
 #[tokio::test]
 async fn cuda_graphs_on_the_cpu_stop_the_server_with_the_fix() {
-    let args = serve_args([
-        "--bind",
-        "127.0.0.1:0",
+    let (_, message) = load_failure(&[
         "--model",
         "resnet50",
         "--tiny",
         "--device",
         "cpu",
         "--cuda-graphs",
-    ]);
-    let err = gpushare::serve::serve(args, std::future::pending())
-        .await
-        .unwrap_err();
-    let message = format!("{:#}", anyhow::Error::from(err));
+    ])
+    .await;
     assert!(
         message.contains("--cuda-graphs needs a CUDA device")
             && message.contains("use --device cuda"),
