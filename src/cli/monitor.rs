@@ -53,7 +53,7 @@ fn start(args: &MonitorArgs) -> Result<Vec<(GpuLabels, MonitorHandle)>, CliError
             model_name: "synthetic GPU".into(),
             hostname,
         };
-        let handle = monitor::start_with_source(config(0), Box::new(SyntheticSource::new()))?;
+        let handle = monitor::start_live_with_source(config(0), Box::new(SyntheticSource::new()))?;
         return Ok(vec![(labels, handle)]);
     }
     let host = crate::gpu::host_gpus().map_err(|e| {
@@ -73,7 +73,7 @@ fn start(args: &MonitorArgs) -> Result<Vec<(GpuLabels, MonitorHandle)>, CliError
         .iter()
         .map(|g| {
             let labels = GpuLabels::of(g, &hostname);
-            Ok((labels, monitor::start(config(g.index))?))
+            Ok((labels, monitor::start_live(config(g.index))?))
         })
         .collect()
 }

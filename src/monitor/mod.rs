@@ -26,7 +26,8 @@ pub use error::MonitorError;
 #[cfg(feature = "cuda")]
 pub use nvml::{throttle_reason_names, NvmlSource};
 pub use sampler::{
-    start_with_source, thread_cpu_s, GpuSource, LatestSample, MonitorConfig, MonitorHandle, Reading,
+    start_live_with_source, start_with_source, thread_cpu_s, GpuSource, LatestSample,
+    MonitorConfig, MonitorHandle, Reading,
 };
 pub use series::{Missing, MonitorSeries, Note, NoteKind, ProcessSample, Sample};
 pub use summary::{energy_per_item_j, summarize, EnergySource, MonitorSummary};
@@ -34,11 +35,21 @@ pub use synthetic::SyntheticSource;
 
 /// Starts sampling GPU `config.gpu_index` through NVML every `config.interval_ms`.
 pub fn start(config: MonitorConfig) -> Result<MonitorHandle, MonitorError> {
+    nvml_source(config.gpu_index).and_then(|source| start_with_source(config, source))
+}
+
+/// [`start`] for a live view (`gpushare monitor`): keeps only the latest sample, so memory
+/// stays flat however long it runs.
+pub fn start_live(config: MonitorConfig) -> Result<MonitorHandle, MonitorError> {
+    nvml_source(config.gpu_index).and_then(|source| start_live_with_source(config, source))
+}
+
+fn nvml_source(gpu_index: u32) -> Result<Box<dyn GpuSource>, MonitorError> {
     #[cfg(feature = "cuda")]
-    return start_with_source(config, Box::new(NvmlSource::open(config.gpu_index)?));
+    return Ok(Box::new(NvmlSource::open(gpu_index)?));
     #[cfg(not(feature = "cuda"))]
     {
-        let _ = config;
+        let _ = gpu_index;
         Err(MonitorError::Unavailable {
             reason: "built without the cuda feature",
         })

@@ -138,10 +138,38 @@ impl MonitorHandle {
     }
 }
 
-/// Starts sampling `source` on a new thread named `gpushare-monitor`.
+/// What a sampler keeps of its readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retention {
+    /// Every sample, for [`MonitorHandle::stop`]: a study's series.
+    Series,
+    /// Only the latest: a live view or an exporter that runs for days keeps flat memory.
+    LatestOnly,
+}
+
+/// Starts sampling `source` on a new thread named `gpushare-monitor`, keeping every
+/// sample for [`MonitorHandle::stop`].
 pub fn start_with_source(
     config: MonitorConfig,
     source: Box<dyn GpuSource>,
+) -> Result<MonitorHandle, MonitorError> {
+    spawn(config, source, Retention::Series)
+}
+
+/// [`start_with_source`] for a live view: the sampler keeps only its latest sample, so
+/// memory does not grow however long it runs, and [`MonitorHandle::stop`] returns the
+/// notes and the last sample alone.
+pub fn start_live_with_source(
+    config: MonitorConfig,
+    source: Box<dyn GpuSource>,
+) -> Result<MonitorHandle, MonitorError> {
+    spawn(config, source, Retention::LatestOnly)
+}
+
+fn spawn(
+    config: MonitorConfig,
+    source: Box<dyn GpuSource>,
+    retention: Retention,
 ) -> Result<MonitorHandle, MonitorError> {
     if config.interval_ms == 0 {
         return Err(MonitorError::Interval {
@@ -154,7 +182,16 @@ pub fn start_with_source(
     let started_at = Instant::now();
     let thread = std::thread::Builder::new()
         .name("gpushare-monitor".into())
-        .spawn(move || run(config, source, started_at, stop_rx, thread_latest))
+        .spawn(move || {
+            run(
+                config,
+                source,
+                retention,
+                started_at,
+                stop_rx,
+                thread_latest,
+            )
+        })
         .map_err(|source| MonitorError::Spawn { source })?;
     Ok(MonitorHandle {
         stop: stop_tx,
@@ -168,6 +205,7 @@ pub fn start_with_source(
 fn run(
     config: MonitorConfig,
     mut source: Box<dyn GpuSource>,
+    retention: Retention,
     start: Instant,
     stop: mpsc::Receiver<()>,
     latest: LatestSample,
@@ -182,6 +220,7 @@ fn run(
     };
     let mut notes = Notes::default();
     let mut tick: u32 = 0;
+    let mut n_readings: u64 = 0;
     let slow_interval = Duration::from_millis(config.slow_interval_ms);
     let mut slow_read_at: Option<Duration> = None;
     let mut last_slow: (Option<u64>, Vec<ProcessSample>) = (None, Vec::new());
@@ -207,8 +246,12 @@ fn run(
             (live.energy_mj, live.processes) = last_slow.clone();
         }
         latest.set(live);
+        if retention == Retention::LatestOnly {
+            series.samples.clear();
+        }
         series.samples.push(sample);
-        if series.samples.len() == 1 {
+        n_readings += 1;
+        if n_readings == 1 {
             series.first_reading_cpu_s = thread_cpu_s();
             series.first_reading_end_s = Some(start.elapsed().as_secs_f64());
         }
@@ -233,6 +276,9 @@ fn run(
     sample.t_s = t_s;
     for m in missing {
         notes.record(m, t_s);
+    }
+    if retention == Retention::LatestOnly {
+        series.samples.clear();
     }
     series.samples.push(sample);
     series.notes = notes.into_vec();
@@ -266,6 +312,31 @@ pub fn thread_cpu_s() -> Option<f64> {
 mod tests {
     use super::*;
     use crate::monitor::SyntheticSource;
+
+    #[test]
+    fn a_live_sampler_keeps_only_its_latest_sample() {
+        let config = MonitorConfig {
+            interval_ms: 10,
+            gpu_index: 1,
+            slow_interval_ms: 50,
+        };
+        let handle = start_live_with_source(config, Box::new(SyntheticSource::new())).unwrap();
+        // Readings go on: the latest sample's time moves past the first ones'.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while handle.latest().is_none_or(|s| s.t_s < 0.05) {
+            assert!(Instant::now() < deadline, "no reading after 50 ms");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let series = handle.stop();
+        assert_eq!(series.samples.len(), 1, "{:?}", series.samples);
+        assert!(series.samples[0].t_s >= 0.05, "{:?}", series.samples[0]);
+        assert!(
+            series.samples[0].energy_mj.is_some(),
+            "the final reading is a slow one"
+        );
+        assert_eq!(series.gpu_index, 1);
+        assert!(series.first_reading_end_s.is_some());
+    }
 
     #[test]
     fn samples_arrive_at_the_interval_and_stop_returns_them_all() {
