@@ -105,7 +105,9 @@ pub struct LoadArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
     /// Search for the highest rate whose P99 meets --slo-p99: double the rate until a probe
-    /// fails, then bisect; prints each probe on stderr.
+    /// fails, then bisect; prints each probe on stderr. A probe the generator could not
+    /// send on schedule ends the search (its rate is the generator's limit, not the
+    /// server's), says so and exits 3.
     #[arg(long, requires = "slo_p99")]
     pub find_max_rate: bool,
     /// --find-max-rate: most probes to run.

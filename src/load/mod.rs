@@ -57,10 +57,11 @@ its schedule (the report is still printed).";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadStatus {
     /// Every request was issued within `--drop-after` of its intended time (or the run was
-    /// closed loop, a search, or a stream).
+    /// closed loop or a stream).
     OnSchedule,
-    /// The generator could not keep its schedule; the report and a sentence on stderr say
-    /// how many requests it could not issue. `gpushare load` exits 3.
+    /// The generator could not keep its schedule (in a run, or in a probe of the search,
+    /// which then stopped); the report and a sentence on stderr say how many requests it
+    /// could not issue. `gpushare load` exits 3.
     BehindSchedule,
 }
 
@@ -80,6 +81,10 @@ pub async fn run(args: &LoadArgs) -> Result<LoadStatus, LoadError> {
             };
             let report =
                 find_max_rate(&config, &search, |probe| eprintln!("{}", probe.to_line())).await?;
+            if let Some(sentence) = report.behind_schedule_sentence() {
+                eprintln!("gpushare load: {sentence}");
+                status = LoadStatus::BehindSchedule;
+            }
             match args.format {
                 ReportFormat::Json => to_json(&report)?,
                 ReportFormat::Table => max_rate_summary(&report),

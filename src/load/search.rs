@@ -8,7 +8,9 @@
 //! highest passing and the lowest failing rate until they are within `precision_fraction`
 //! of each other or `max_probes` probes ran. Latency grows with load, but noise can make a
 //! probe above a failed one pass; bisection assumes monotonicity, so the answer is "a rate
-//! that met the SLO, with a failing rate at most `precision_fraction` above it".
+//! that met the SLO, with a failing rate at most `precision_fraction` above it". A probe
+//! that misses because the generator fell behind its schedule ends the search: the server
+//! was not loaded at that rate, and `gpushare load` says so and exits 3.
 
 use std::time::Duration;
 
@@ -58,8 +60,16 @@ pub struct Probe {
     pub n_errors: u64,
     /// Requests dropped because the generator fell behind.
     pub n_dropped: u64,
+    /// Whether the generator issued every request on schedule; when it did not, the
+    /// server was not loaded at the probed rate (absent in reports before it: true).
+    #[serde(default = "on_schedule")]
+    pub kept_schedule: bool,
     /// Whether the probe met the SLO (see the module docs).
     pub met: bool,
+}
+
+fn on_schedule() -> bool {
+    true
 }
 
 impl Probe {
@@ -77,6 +87,7 @@ impl Probe {
             p99_supported,
             n_errors: report.n_errors,
             n_dropped: report.n_dropped,
+            kept_schedule: report.kept_schedule(),
             met: p99_supported && attainment_fraction >= 0.99,
         }
     }
@@ -91,7 +102,11 @@ impl Probe {
             self.attainment_fraction * 100.0,
             self.n_errors,
             self.n_dropped,
-            if self.met { "meets SLO" } else { "misses SLO" }
+            match (self.met, self.kept_schedule) {
+                (true, _) => "meets SLO",
+                (false, true) => "misses SLO",
+                (false, false) => "misses SLO: the generator fell behind, not the server",
+            }
         )
     }
 }
@@ -106,6 +121,9 @@ pub enum SearchStop {
     MaxProbes,
     /// Even the lowest rate whose P99 can be supported missed the SLO.
     NoSupportedRateMeets,
+    /// A probe missed because the generator could not send at its rate: that rate is the
+    /// generator's limit, and the server's lies somewhere above the highest passing rate.
+    GeneratorBehind,
 }
 
 /// Result of `--find-max-rate`.
@@ -121,6 +139,24 @@ pub struct MaxRateReport {
     pub stopped: SearchStop,
     /// Every probe, in the order run.
     pub probes: Vec<Probe>,
+}
+
+impl MaxRateReport {
+    /// One sentence saying that the search stopped at the generator's limit, and what to
+    /// change; `None` when every probe kept its schedule.
+    pub fn behind_schedule_sentence(&self) -> Option<String> {
+        let probe = self.probes.iter().find(|probe| !probe.kept_schedule)?;
+        let found = self.max_rate_req_per_s.map_or_else(
+            || "no probed rate met the SLO".to_owned(),
+            |rate| format!("the server met the SLO at {rate:.1} req/s"),
+        );
+        Some(format!(
+            "the search stopped at {:.1} req/s because the load generator could not keep its \
+             schedule there ({} requests not sent), so that is the generator's limit, not the \
+             server's; {found}; add --threads or give the generator more CPU to search higher",
+            probe.rate_req_per_s, probe.n_dropped
+        ))
+    }
 }
 
 /// Searches for the highest rate meeting `search.slo_p99`, starting at `config.rate_per_s`
@@ -165,7 +201,14 @@ pub async fn find_max_rate(
         } else {
             failing = Some(failing.map_or(rate, |f| f.min(rate)));
         }
+        let generator_behind = !probe.met && !probe.kept_schedule;
         probes.push(probe);
+        if generator_behind {
+            // Any rate above would fall behind too, and one below would bisect towards
+            // the generator's limit as if it were the server's.
+            stopped = SearchStop::GeneratorBehind;
+            break;
+        }
         rate = match (passing, failing) {
             (Some(pass), None) => pass * 2.0,
             (None, Some(fail)) if fail / 2.0 < min_rate => {

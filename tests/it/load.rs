@@ -400,6 +400,68 @@ async fn max_rate_search_ramps_then_bisects() {
     server.stop().await.unwrap();
 }
 
+/// A probe the generator cannot send on schedule is the generator's limit: the search
+/// stops there instead of bisecting towards it as if the server had failed, and the CLI
+/// says so and exits 3, as a single run does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_max_rate_search_stops_where_the_generator_falls_behind_and_exits_3() {
+    let server = TestServer::start_ready(unbatched(), DelayBackend::new(4, Duration::ZERO)).await;
+    let load = LoadConfig {
+        rate_per_s: 1e9,
+        duration: Duration::from_secs(1),
+        drop_after: Duration::from_millis(200),
+        ..LoadConfig::new(&server.url("/healthz")).unwrap()
+    };
+    let report = find_max_rate(&load, &SearchConfig::new(Duration::from_millis(50)), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.stopped, SearchStop::GeneratorBehind, "{report:?}");
+    assert_eq!(report.probes.len(), 1, "{report:?}");
+    assert!(!report.probes[0].kept_schedule && !report.probes[0].met);
+    assert!(report.probes[0]
+        .to_line()
+        .contains("the generator fell behind"));
+    let sentence = report.behind_schedule_sentence().unwrap();
+    assert!(
+        sentence.contains("the generator's limit, not the server's"),
+        "{sentence}"
+    );
+
+    let url = server.url("/healthz");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gpushare"))
+            .args([
+                "load",
+                &url,
+                "--find-max-rate",
+                "--slo-p99",
+                "50ms",
+                "--rate",
+                "1e9",
+            ])
+            .args([
+                "--duration",
+                "1s",
+                "--drop-after",
+                "200ms",
+                "--max-probes",
+                "3",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("gpushare load: the search stopped at"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("GeneratorBehind"));
+    server.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_too_short_probe_is_refused_before_running() {
     let load = LoadConfig {
