@@ -168,4 +168,10 @@ const char* gpushare_channels_last(const at::Tensor* tensor, at::Tensor** out) {
   });
 }
 
+// `tensor.pin_memory()`: a page-locked copy of a CPU tensor for fast, asynchronous copies
+// to the GPU. tch's pin_memory passes a device, which libtorch 2.11 warns is deprecated.
+const char* gpushare_pin_memory(const at::Tensor* tensor, at::Tensor** out) {
+  return guarded([&] { *out = new at::Tensor(tensor->pin_memory()); });
+}
+
 }  // extern "C"

@@ -1,6 +1,7 @@
 //! Safe wrappers over `shim.cpp`, the few ATen calls tch 0.24 does not expose: bf16
 //! autocast per device type, the CUDA caching allocator's peak, CUDA events, PyTorch's
-//! fused optimizer kernels, clearing gradients to None, and channels-last copies. This module owns the
+//! fused optimizer kernels, clearing gradients to None, channels-last copies and pinning
+//! host memory. This module owns the
 //! `unsafe` FFI of the torch workloads; nothing else here calls C.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -52,6 +53,7 @@ extern "C" {
     ) -> *const c_char;
     fn gpushare_clear_grads(params: *const *const C_tensor, n: usize) -> *const c_char;
     fn gpushare_channels_last(tensor: *const C_tensor, out: *mut *mut C_tensor) -> *const c_char;
+    fn gpushare_pin_memory(tensor: *const C_tensor, out: *mut *mut C_tensor) -> *const c_char;
 }
 
 /// Turns a shim result into a `Result`, keeping libtorch's message without the C++ stack
@@ -310,6 +312,17 @@ pub fn channels_last(tensor: &Tensor) -> Result<Tensor, TorchError> {
     Ok(unsafe { Tensor::from_ptr(out) })
 }
 
+/// A page-locked copy of a CPU tensor (`tensor.pin_memory()`), from which copies to a GPU
+/// are one asynchronous DMA transfer. Needs a CUDA device in the process.
+pub fn pin_memory(tensor: &Tensor) -> Result<Tensor, TorchError> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: a live tensor in; on success `out` is a fresh `new at::Tensor`.
+    let message = unsafe { gpushare_pin_memory(tensor.as_ptr(), &mut out) };
+    check("at::Tensor::pin_memory", message)?;
+    // SAFETY: as in `channels_last`: `out` came from `new at::Tensor` and tch frees it.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
 #[cfg(test)]
 mod tests {
     use tch::{Kind, Tensor};
@@ -344,6 +357,25 @@ mod tests {
             (nhwc - &nchw).abs().max().double_value(&[]),
             0.0,
             "values changed"
+        );
+    }
+
+    #[test]
+    fn pinning_without_a_gpu_is_an_error_not_a_crash() {
+        if tch::Cuda::is_available() {
+            return;
+        }
+        let host = Tensor::ones([4], (Kind::Float, Device::Cpu));
+        let err = pin_memory(&host).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TorchError::Shim {
+                    call: "at::Tensor::pin_memory",
+                    ..
+                }
+            ),
+            "{err:?}"
         );
     }
 

@@ -17,7 +17,7 @@ use super::config::{cuda_graph_batch_sizes, ServeArgs, ServeModel, ServePrecisio
 use super::error::BackendError;
 use super::tensor::{Dtype, Tensor, TensorData};
 use crate::models::{
-    device_name, normalize_pixel, parse_device, InferenceModel, ModelKind, PendingLogits,
+    device_name, normalize_pixel, parse_device, shim, InferenceModel, ModelKind, PendingLogits,
     Precision, TorchJobSpec,
 };
 
@@ -407,20 +407,15 @@ impl BufferPool {
     fn new(kind: Kind, batch_shape: &[i64], device: Device) -> Result<Self, BackendError> {
         let (give_back, free) = sync_channel(BUFFERS_PER_KIND);
         for _ in 0..BUFFERS_PER_KIND {
-            let buffer = tch::Tensor::f_empty(batch_shape, (kind, Device::Cpu))
-                .and_then(|empty| {
-                    if device.is_cuda() {
-                        empty.f_pin_memory(device)
-                    } else {
-                        Ok(empty)
-                    }
-                })
-                .map_err(|err| {
-                    BackendError::with_source(
-                        format!("allocating staging memory for a {batch_shape:?} {kind:?} batch"),
-                        err,
-                    )
-                })?;
+            let context =
+                || format!("allocating staging memory for a {batch_shape:?} {kind:?} batch");
+            let empty = tch::Tensor::f_empty(batch_shape, (kind, Device::Cpu))
+                .map_err(|err| BackendError::with_source(context(), err))?;
+            let buffer = if device.is_cuda() {
+                shim::pin_memory(&empty).map_err(|err| BackendError::with_source(context(), err))?
+            } else {
+                empty
+            };
             // The channel has room for every buffer and its receiver is right here.
             let _ = give_back.try_send(buffer);
         }
