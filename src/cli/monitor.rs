@@ -108,12 +108,12 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode, CliError> {
         let mut latest = vec![];
         for ((labels, handle), gpu) in samplers.iter().zip(view.gpus.iter_mut()) {
             if let Some(sample) = handle.latest() {
-                gpu.push(sample.clone(), &tui::process_name);
+                gpu.push(sample.clone(), &monitor::process_name);
                 latest.push((labels.clone(), sample));
             }
         }
         if let Ok(mut text) = metrics.lock() {
-            *text = dcgm::render(&latest, &tui::process_name);
+            *text = dcgm::render(&latest, &monitor::process_name);
         }
     };
     if let Some(frames) = args.frames {

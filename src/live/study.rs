@@ -151,7 +151,7 @@ impl LiveStudy {
         if let (Some(gpu), Some(sample)) = (&self.gpu, sample) {
             out.push_str(&dcgm::render(
                 &[(gpu.clone(), sample)],
-                &crate::monitor::tui::process_name,
+                &crate::monitor::process_name,
             ));
         }
         out

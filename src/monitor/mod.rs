@@ -33,6 +33,15 @@ pub use series::{Missing, MonitorSeries, Note, NoteKind, ProcessSample, Sample};
 pub use summary::{energy_per_item_j, summarize, EnergySource, MonitorSummary};
 pub use synthetic::SyntheticSource;
 
+/// A process's command name from `/proc/<pid>/comm`, or `?` (another PID namespace, or
+/// the process has ended): how the live view, the exporters and a running study name the
+/// processes NVML lists by PID.
+pub fn process_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".to_string())
+}
+
 /// Starts sampling GPU `config.gpu_index` through NVML every `config.interval_ms`.
 pub fn start(config: MonitorConfig) -> Result<MonitorHandle, MonitorError> {
     nvml_source(config.gpu_index).and_then(|source| start_with_source(config, source))

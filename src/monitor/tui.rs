@@ -79,14 +79,6 @@ impl GpuView {
     }
 }
 
-/// A process's command name from `/proc/<pid>/comm`, or `?` (another PID namespace, or
-/// the process has ended).
-pub fn process_name(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "?".to_string())
-}
-
 fn or_dash<T: std::fmt::Display>(v: Option<T>, unit: &str) -> String {
     v.map_or("-".to_string(), |v| format!("{v}{unit}"))
 }
