@@ -49,6 +49,14 @@
 #                                # rounds per configuration, for configurations 1-4 (a),
 #                                # 5-8 (b), 9-12 (c), all, or the numbers given (see
 #                                # `bench/reference/compare.sh --list`); about 5 min a part
+#   scripts/gpu-check.sh serve-graphs [resnet50|bert-base]
+#                                # GPU machine, carrying target/gpu-check-torch: the CUDA
+#                                # graph tests (gpu_*graph*), then bench/serve/side-by-side.sh
+#                                # for one model (default resnet50) eager and with
+#                                # --cuda-graphs, against infer.batch eager and as a graph,
+#                                # 3 repetitions, server and load on separate CPUs (about
+#                                # 7 minutes for resnet50, 5 for bert-base); results in
+#                                # $OUT/serve-graphs-<model>/side-by-side/
 #   scripts/gpu-check.sh bench [mps|timeslice|mig ...]
 #                                # GPU machine: the sharing-mode benches (default: mps,
 #                                # whose study covers timeslice's modes, then mig); each
@@ -514,6 +522,33 @@ bench() {
     return "$status"
 }
 
+# The CUDA-graph tests, then serving and infer.batch eager and as CUDA graphs, side by side.
+serve_graphs() {
+    local model=${1:-resnet50} logs="${OUT:-$torch_bundle/logs}" rc=0 test bodies
+    case "$model" in
+        resnet50) bodies=(RESNET_BODIES="u8 u8:graphs") ;;
+        bert-base) bodies=(BERT_BODIES="i64 i64:graphs") ;;
+        *) die "serve-graphs: unknown model $model (resnet50 or bert-base)" ;;
+    esac
+    torch_env
+    mkdir -p "$logs"
+    echo "== gpu_* CUDA graph tests"
+    : >"$logs/graph-tests.log"
+    for test in $("$torch_bundle/it-test" --list gpu_ 2>/dev/null | sed -n 's/: test$//p' \
+        | grep -E '^(torch_models|serve_torch)::.*graph'); do
+        watched_test "$torch_bundle/it-test" 240 "$test" "$logs/graph-tests.log" || rc=1
+    done
+    grep -E '^test .* \.\.\. |^test result|still running after' "$logs/graph-tests.log" || true
+    grep -A3 'panicked at' "$logs/graph-tests.log" | cut -c1-300 | head -30 || true
+    echo "== $model: serve and infer.batch, eager and as CUDA graphs"
+    local server_cpus="" load_cpus=""
+    if [ "$(nproc)" -ge 16 ]; then server_cpus=0-7 load_cpus=8-15; fi
+    env OUT="$logs/serve-graphs-$model" MODELS="$model" "${bodies[@]}" \
+        INFER_VARIANTS="eager graph" SERVER_CPUS="$server_cpus" LOAD_CPUS="$load_cpus" \
+        bench/serve/side-by-side.sh "$torch_bundle/gpushare-bin" || rc=1
+    return "$rc"
+}
+
 case "${1:-}" in
     build) build ;;
     build-torch) build_torch ;;
@@ -525,5 +560,6 @@ case "${1:-}" in
     measure) shift; measure "$@" ;;
     bench-timed) shift; bench_timed "$@" ;;
     compare-repeated) shift; compare_repeated "$@" ;;
-    *) die "usage: $0 build | build-torch | run [--bench-probes] [--sharing-only] | torch [--compare] | compare | study SCENARIO [FLAGS] | bench [mps|timeslice|mig ...] | measure [--dry-run] [PHASE...] | bench-timed [probes|mixes|all] | compare-repeated [a|b|c|all|N...]" ;;
+    serve-graphs) shift; serve_graphs "$@" ;;
+    *) die "usage: $0 build | build-torch | run [--bench-probes] [--sharing-only] | torch [--compare] | compare | study SCENARIO [FLAGS] | bench [mps|timeslice|mig ...] | measure [--dry-run] [PHASE...] | bench-timed [probes|mixes|all] | compare-repeated [a|b|c|all|N...] | serve-graphs [resnet50|bert-base]" ;;
 esac
