@@ -151,6 +151,13 @@ fn list_keeps_names_apart_and_shows_only_parameters_that_apply() {
     );
     assert_eq!(
         block("infer.batch.bert-base"),
-        ["batch_size", "seq_len", "precision", "device", "tiny"]
+        [
+            "batch_size",
+            "seq_len",
+            "precision",
+            "device",
+            "tiny",
+            "cuda_graph"
+        ]
     );
 }
