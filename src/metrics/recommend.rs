@@ -2,12 +2,20 @@
 //! modes whose every SLO was met in every VALID repetition (and whose fairness is at least
 //! the asked minimum), the one with the highest STP; `exclusive` counts as STP 1 and
 //! fairness 1 (the tenants one after another, each with the whole GPU a 1/n share of the
-//! time: NP 1/n each), so a mix that no shared mode serves is told not to share. Pure: reads the study's plan for the SLOs and the analysis.
+//! time: NP 1/n each), so a mix that no shared mode serves is told not to share.
+//!
+//! STPs the measurement cannot tell apart are a tie, not a ranking: two modes tie when
+//! their STPs' 95% confidence intervals overlap, or, for a figure from one repetition
+//! (no interval), when they lie within [`TIE_FRACTION`] of each other. Of the modes that
+//! tie with the highest STP, the simplest to run is chosen (exclusive, then time-slicing,
+//! then MPS without limits, MPS with limits, MIG), and the recommendation says it was a
+//! tie. Pure: reads the study's plan for the SLOs and the analysis.
 
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{Analysis, GroupAnalysis};
 use super::sharing::SharingFigures;
+use super::stats::Estimate;
 use crate::results::Study;
 use crate::sharing::ModeSetting;
 
@@ -56,6 +64,9 @@ pub struct Recommendation {
     /// The next best mode that met every constraint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner_up: Option<Candidate>,
+    /// The other modes whose STP ties with the choice's (the choice is the simplest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ties: Vec<ModeSetting>,
     /// One entry per other mode, saying why it was not chosen.
     pub rejected: Vec<Rejection>,
 }
@@ -93,11 +104,97 @@ fn rejection(study: &Study, group: &GroupAnalysis, min_fairness: Option<f64>) ->
     None
 }
 
-fn stp_of(group: &GroupAnalysis) -> Option<f64> {
-    if group.mode == ModeSetting::Exclusive {
-        return Some(SharingFigures::of(&exclusive_np(group)).stp);
+/// How far apart two STPs from single repetitions (no confidence interval) may lie and
+/// still tie: repetitions of one configuration on the H200 moved by more than this.
+pub const TIE_FRACTION: f64 = 0.02;
+
+/// A group's STP and the range the measurement allows for it: its 95% CI over two or more
+/// repetitions, [`TIE_FRACTION`] around a single one, the value itself for exclusive (1 by
+/// definition).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Stp {
+    mean: f64,
+    low: f64,
+    high: f64,
+}
+
+impl Stp {
+    fn exact(value: f64) -> Self {
+        Self {
+            mean: value,
+            low: value,
+            high: value,
+        }
     }
-    group.stp.map(|e| e.mean)
+
+    fn measured(estimate: Estimate) -> Self {
+        if estimate.n >= 2 {
+            Self {
+                mean: estimate.mean,
+                low: estimate.ci_low.min(estimate.mean),
+                high: estimate.ci_high.max(estimate.mean),
+            }
+        } else {
+            Self {
+                mean: estimate.mean,
+                low: estimate.mean * (1.0 - TIE_FRACTION),
+                high: estimate.mean * (1.0 + TIE_FRACTION),
+            }
+        }
+    }
+
+    fn ties(&self, other: &Self) -> bool {
+        self.low <= other.high && other.low <= self.high
+    }
+}
+
+fn stp_of(group: &GroupAnalysis) -> Option<Stp> {
+    if group.mode == ModeSetting::Exclusive {
+        return Some(Stp::exact(SharingFigures::of(&exclusive_np(group)).stp));
+    }
+    group.stp.map(Stp::measured)
+}
+
+/// How much there is to set up and run: the order in which tied modes are preferred.
+fn complexity(mode: &ModeSetting) -> u8 {
+    match mode {
+        ModeSetting::Exclusive => 0,
+        ModeSetting::TimeSlicing => 1,
+        ModeSetting::Mps(setting) if *setting == Default::default() => 2,
+        ModeSetting::Mps(_) => 3,
+        ModeSetting::Mig(_) => 4,
+    }
+}
+
+/// Two figures with two decimals, or as many more (up to four) as it takes for them to
+/// read differently when they differ.
+fn apart(a: f64, b: f64) -> (String, String) {
+    (2..=4)
+        .map(|digits| (format!("{a:.digits$}"), format!("{b:.digits$}")))
+        .find(|(x, y)| x != y)
+        .unwrap_or_else(|| (format!("{a:.2}"), format!("{b:.2}")))
+}
+
+/// Orders accepted candidates: the choice first (of those tied with the highest STP, the
+/// simplest), then those tied with it (simplest first), then the rest by STP. Returns how
+/// many lead the order tied (the choice included).
+fn rank(accepted: &mut [(Candidate, Stp)]) -> usize {
+    accepted.sort_by(|a, b| b.1.mean.total_cmp(&a.1.mean));
+    let Some(top) = accepted.first().map(|(_, stp)| *stp) else {
+        return 0;
+    };
+    let n_tied = accepted.iter().filter(|(_, stp)| stp.ties(&top)).count();
+    // Stable: among ties of equal complexity the higher STP stays first, and the candidates
+    // that do not tie with the top stay behind every one that does, by STP.
+    accepted.sort_by(
+        |(a, a_stp), (b, b_stp)| match (a_stp.ties(&top), b_stp.ties(&top)) {
+            (true, true) => complexity(&a.mode).cmp(&complexity(&b.mode)),
+            (true, false) => std::cmp::Ordering::Less,
+            (false, true) => std::cmp::Ordering::Greater,
+            (false, false) => std::cmp::Ordering::Equal,
+        },
+    );
+    n_tied
 }
 
 /// Under exclusive each tenant has the whole GPU a 1/n share of the time: NP 1/n each.
@@ -149,7 +246,7 @@ pub fn recommend(
     configs
         .into_iter()
         .map(|config_idx| {
-            let mut accepted: Vec<Candidate> = vec![];
+            let mut accepted: Vec<(Candidate, Stp)> = vec![];
             let mut rejected: Vec<Rejection> = vec![];
             for group in analysis
                 .groups
@@ -165,20 +262,37 @@ pub fn recommend(
                         mode: group.mode.clone(),
                         reason: "no STP: a tenant has no VALID exclusive baseline".into(),
                     }),
-                    (None, Some(stp)) => accepted.push(candidate(group, stp)),
+                    (None, Some(stp)) => accepted.push((candidate(group, stp.mean), stp)),
                 }
             }
-            accepted.sort_by(|a, b| b.stp.total_cmp(&a.stp));
-            let mut accepted = accepted.into_iter();
-            let choice = accepted.next();
+            let n_tied = rank(&mut accepted);
+            let ties: Vec<ModeSetting> = accepted
+                .iter()
+                .take(n_tied)
+                .skip(1)
+                .map(|(c, _)| c.mode.clone())
+                .collect();
+            let mut accepted = accepted.into_iter().map(|(c, _)| c).enumerate();
+            let choice = accepted.next().map(|(_, c)| c);
             let runner_up = accepted.next();
             if let Some(best) = &choice {
-                for other in runner_up.iter().cloned().chain(accepted) {
+                for (idx, other) in runner_up.iter().cloned().chain(accepted) {
+                    let (theirs, ours) = apart(other.stp, best.stp);
+                    let reason = if idx < n_tied {
+                        format!(
+                            "met every constraint and its STP {theirs} ties with {}'s {ours} \
+                             within what the measurement can tell apart; {} is the simpler \
+                             setup",
+                            best.mode, best.mode
+                        )
+                    } else {
+                        format!(
+                            "met every constraint, but its STP {theirs} is below {}'s {ours}",
+                            best.mode
+                        )
+                    };
                     rejected.push(Rejection {
-                        reason: format!(
-                            "met every constraint, but its STP {:.2} is below {}'s {:.2}",
-                            other.stp, best.mode, best.stp
-                        ),
+                        reason,
                         mode: other.mode,
                     });
                 }
@@ -186,7 +300,8 @@ pub fn recommend(
             Recommendation {
                 config_idx,
                 choice,
-                runner_up,
+                runner_up: runner_up.map(|(_, c)| c),
+                ties,
                 rejected,
             }
         })
@@ -198,6 +313,151 @@ mod tests {
     use super::*;
     use crate::metrics::analyze;
     use crate::results::testing;
+
+    fn mps(atp: Option<u32>) -> ModeSetting {
+        ModeSetting::Mps(crate::sharing::MpsSetting {
+            active_thread_percentage: atp,
+            ..Default::default()
+        })
+    }
+
+    fn accepted(mode: ModeSetting, stp: Stp) -> (Candidate, Stp) {
+        let candidate = Candidate {
+            mode,
+            stp: stp.mean,
+            stp_closed_loop: None,
+            fairness: 1.0,
+            n_valid: 1,
+            n_runs: 1,
+            keeps: vec![],
+        };
+        (candidate, stp)
+    }
+
+    fn one_rep(mean: f64) -> Stp {
+        Stp::measured(Estimate {
+            mean,
+            ci_low: mean,
+            ci_high: mean,
+            cv: 0.0,
+            n: 1,
+        })
+    }
+
+    fn reps(mean: f64, ci_low: f64, ci_high: f64) -> Stp {
+        Stp::measured(Estimate {
+            mean,
+            ci_low,
+            ci_high,
+            cv: 0.01,
+            n: 3,
+        })
+    }
+
+    fn modes(ranked: &[(Candidate, Stp)]) -> Vec<ModeSetting> {
+        ranked.iter().map(|(c, _)| c.mode.clone()).collect()
+    }
+
+    #[test]
+    fn tied_stps_choose_the_simplest_mode_and_say_how_many_tie() {
+        // One tenant: every mode is STP 1, and not sharing is the simplest.
+        let mut one = vec![
+            accepted(ModeSetting::TimeSlicing, one_rep(1.003)),
+            accepted(mps(None), one_rep(1.0)),
+            accepted(ModeSetting::Exclusive, Stp::exact(1.0)),
+        ];
+        assert_eq!(rank(&mut one), 3);
+        assert_eq!(
+            modes(&one),
+            [ModeSetting::Exclusive, ModeSetting::TimeSlicing, mps(None)]
+        );
+        // Within 2% from one repetition each: time-slicing over MPS, exclusive far behind.
+        let mut two = vec![
+            accepted(mps(None), one_rep(7.92)),
+            accepted(ModeSetting::Exclusive, Stp::exact(1.0)),
+            accepted(ModeSetting::TimeSlicing, one_rep(7.90)),
+        ];
+        assert_eq!(rank(&mut two), 2);
+        assert_eq!(
+            modes(&two),
+            [ModeSetting::TimeSlicing, mps(None), ModeSetting::Exclusive]
+        );
+        // Overlapping CIs: plain MPS over MPS with an SM limit, though its mean is lower.
+        let mut three = vec![
+            accepted(mps(Some(50)), reps(1.56, 1.52, 1.60)),
+            accepted(mps(None), reps(1.53, 1.49, 1.57)),
+            accepted(ModeSetting::TimeSlicing, reps(1.45, 1.43, 1.47)),
+        ];
+        assert_eq!(rank(&mut three), 2);
+        assert_eq!(
+            modes(&three),
+            [mps(None), mps(Some(50)), ModeSetting::TimeSlicing]
+        );
+    }
+
+    #[test]
+    fn stps_the_measurement_tells_apart_rank_by_stp() {
+        let mut ranked = vec![
+            accepted(ModeSetting::TimeSlicing, reps(1.32, 1.30, 1.34)),
+            accepted(ModeSetting::Exclusive, Stp::exact(1.0)),
+            accepted(mps(None), reps(1.74, 1.70, 1.78)),
+        ];
+        assert_eq!(rank(&mut ranked), 1);
+        assert_eq!(
+            modes(&ranked),
+            [mps(None), ModeSetting::TimeSlicing, ModeSetting::Exclusive]
+        );
+        assert_eq!(rank(&mut []), 0);
+    }
+
+    #[test]
+    fn figures_get_the_digits_that_tell_them_apart() {
+        assert_eq!(apart(1.5, 2.25), ("1.50".into(), "2.25".into()));
+        assert_eq!(apart(1.001, 1.004), ("1.001".into(), "1.004".into()));
+        assert_eq!(apart(1.0, 1.0), ("1.00".into(), "1.00".into()));
+    }
+
+    proptest::proptest! {
+        /// Whatever the STPs: the choice ties with the highest STP, every mode that ties
+        /// with it comes before every one that does not, ties run simplest first, and the
+        /// rest by STP.
+        #[test]
+        fn the_ranking_is_ties_simplest_first_then_stp(
+            figures in proptest::collection::vec((0.5_f64..4.0, 0.0_f64..0.3, 0_u8..4, proptest::bool::ANY), 1..6)
+        ) {
+            let mut ranked: Vec<(Candidate, Stp)> = figures
+                .iter()
+                .map(|&(mean, half, kind, single)| {
+                    let mode = match kind {
+                        0 => ModeSetting::Exclusive,
+                        1 => ModeSetting::TimeSlicing,
+                        2 => mps(None),
+                        _ => mps(Some(50)),
+                    };
+                    let stp = match (kind, single) {
+                        (0, _) => Stp::exact(mean),
+                        (_, true) => one_rep(mean),
+                        (_, false) => reps(mean, mean - half, mean + half),
+                    };
+                    accepted(mode, stp)
+                })
+                .collect();
+            let top = ranked.iter().map(|(_, s)| *s).max_by(|a, b| a.mean.total_cmp(&b.mean)).unwrap();
+            let n_tied = rank(&mut ranked);
+            proptest::prop_assert!(n_tied >= 1);
+            proptest::prop_assert!(ranked[0].1.ties(&top));
+            for (idx, (candidate, stp)) in ranked.iter().enumerate() {
+                proptest::prop_assert_eq!(stp.ties(&top), idx < n_tied);
+                if let Some((next, next_stp)) = ranked.get(idx + 1) {
+                    if idx + 1 < n_tied {
+                        proptest::prop_assert!(complexity(&candidate.mode) <= complexity(&next.mode));
+                    } else if idx >= n_tied {
+                        proptest::prop_assert!(stp.mean >= next_stp.mean);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_mode_that_missed_an_slo_once_is_rejected_and_exclusive_remains() {

@@ -62,6 +62,15 @@ pub fn render(study: &Study, recommendations: &[Recommendation]) -> String {
                     figures(choice)
                 ));
                 out.push_str(&format!("- Each tenant keeps: {}.\n", keeps(choice)));
+                if !rec.ties.is_empty() {
+                    let tied: Vec<String> = rec.ties.iter().map(|m| m.to_string()).collect();
+                    out.push_str(&format!(
+                        "- A tie on STP with {}: the measurement cannot tell them apart, and \
+                         {} is the simplest to run.\n",
+                        tied.join(", "),
+                        choice.mode
+                    ));
+                }
                 if let Some(second) = &rec.runner_up {
                     out.push_str(&format!(
                         "- Runner-up: {} ({}).\n",

@@ -132,7 +132,7 @@ pub fn resnet50_train_bert_serve() -> Vec<Claim> {
 
 pub fn notebook_vs_training() -> Vec<Claim> {
     let mut claims = vec![
-        h200("| `2026-11-29-notebook-vs-training` | {Rec:choose|label} (STP {S:mps(atp=50):STP|mean}) | {Rec:runner-up|label} ({S:mps:STP|mean}, within the CIs) | time-slicing {S:time-slicing:STP|mean} |"),
+        h200("| `2026-11-29-notebook-vs-training` | {Rec:choose|label} (STP {S:mps:STP|mean}; a tie with {Rec:runner-up|label}, {S:mps(atp=50):STP|mean}, within the CIs) | {Rec:runner-up|label} | time-slicing {S:time-slicing:STP|mean} |"),
         h200("(`notebook-vs-training`, {P:repetitions} repetitions, {P:window s} s windows)"),
         h200("| exclusive (alone) | {T:exclusive:notebook:P50 ms} ms | {T:exclusive:notebook:SLO attained|pct}, {T:exclusive:notebook:SLO met} met | {T:exclusive:training:NP|mean} ({T:exclusive:training:throughput (items/s)|mean} images/s) | - | {S:exclusive:GPU util %}% |"),
         h200("The notebook completed {R:*:notebook steps|range} cells per run"),
@@ -208,9 +208,9 @@ pub fn bench_suite_resnet50_train_x2() -> Vec<Claim> {
 pub fn bench_suite_resnet50_train_bert_infer() -> Vec<Claim> {
     vec![
         h200("ResNet-50 training + BERT inference {S:time-slicing:STP} / {S:mps:STP} / {S:mps(atp=50):STP} (the BERT baseline flagged {B:infer:flag}: CV {B:infer:CV}, GPU {B:infer:GPU util % alone}% busy alone)"),
-        h200("| `2026-12-02-bench-mps/...-resnet50-train-bert-infer-...` | {Rec:choose|label} (STP {S:mps(atp=50):STP|mean}) | {Rec:runner-up|label} ({S:mps:STP|mean}, within noise) | time-slicing {S:time-slicing:STP|mean} |"),
+        h200("| `2026-12-02-bench-mps/...-resnet50-train-bert-infer-...` | {Rec:choose|label} (STP {S:mps:STP|mean}; a tie with {Rec:runner-up|label}, {S:mps(atp=50):STP|mean}, within the CIs) | {Rec:runner-up|label} | time-slicing {S:time-slicing:STP|mean} |"),
         h200("the bench's shorter rerun of 2026-12-02 ({P:repetitions} repetitions of {P:window s} s)"),
-        h200("but {Rec:choose|label} over {Rec:runner-up|label} for ResNet-50 training + BERT inference ({S:mps(atp=50):STP|mean} against {S:mps:STP|mean}, within the CIs)"),
+        h200("training + BERT inference it chose {Rec:choose|label} ({Rec:runner-up|label} {S:mps(atp=50):STP|mean} against {Rec:choose|label} {S:mps:STP|mean}, a tie"),
     ]
 }
 
@@ -430,7 +430,7 @@ pub fn serve_side_by_side_2() -> Vec<Claim> {
 
 pub fn serve_scaling() -> Vec<Claim> {
     let mut claims = vec![
-        h200("| `2026-12-02-serve-scaling` (per service count) | {Rec@c0:choose|label} for 1 service (a tie at STP {S@c0:time-slicing:STP}); {Rec@c1,c2,c3,c4:choose|all|label} for 2, 4, 8, 16 (STP {S@c1:mps:STP}, {S@c2:mps:STP}, {S@c3:mps:STP}, {S@c4:mps:STP}) | {Rec@c0:runner-up|label} for 1, {Rec@c1,c2,c3:runner-up|all|label} for 2-8, {Rec@c4:runner-up|label} at 16 | at 16 services time-slicing met the 50 ms P99 in {T@c4:time-slicing:*:SLO met|of|all} repetitions |"),
+        h200("| `2026-12-02-serve-scaling` (per service count) | {Rec@c0:choose|label} for 1 service (every mode ties at STP {S@c0:time-slicing:STP}); {Rec@c1,c2,c3:choose|all|label} for 2, 4, 8 (STP {S@c1:time-slicing:STP}, {S@c2:time-slicing:STP}, {S@c3:time-slicing:STP}: ties with MPS, {S@c1:mps:STP}, {S@c2:mps:STP}, {S@c3:mps:STP}, from one repetition each); {Rec@c4:choose|label} for 16 (STP {S@c4:mps:STP}) | {Rec@c0:runner-up|label} for 1, {Rec@c1,c2,c3:runner-up|all|label} for 2-8, {Rec@c4:runner-up|label} at 16 | at 16 services time-slicing met the 50 ms P99 in {T@c4:time-slicing:*:SLO met|of|all} repetitions; at 8 it met it with less headroom than MPS (P50 / worst P99 {A@c3:time-slicing:latency P50 / worst P99 ms} against {A@c3:mps:latency P50 / worst P99 ms} ms) |"),
         h200("one service alone as the pooled baseline; {P:repetitions} repetition x {P:window s} s per point; {P:runs VALID} runs VALID"),
         h200("so each NP stays near 1 ({T:time-slicing,mps:*:NP|range})"),
         h200("One service alone: P50 / P99 {A@c0:exclusive:latency P50 / worst P99 ms} ms, the GPU {S@c0:exclusive:GPU util %}% busy."),
