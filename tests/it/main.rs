@@ -1,5 +1,6 @@
 //! gpushare's integration tests: one binary, one module per area.
 
+mod bench_scripts;
 mod cli_usage;
 mod common;
 mod containers;
