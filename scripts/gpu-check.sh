@@ -201,20 +201,29 @@ if bare and tenant:
 PY
 }
 
+# Runs the torch build's gpu_* tests of torch_models and serve_torch whose name after the
+# module matches $1 (a regex; '' for all), one at a time, logging to $2, and prints their
+# results and panics. Fails when any failed.
+torch_gpu_tests() {
+    local pattern=$1 log=$2 rc=0 test
+    : >"$log"
+    for test in $("$torch_bundle/it-test" --list gpu_ 2>/dev/null | sed -n 's/: test$//p' \
+        | grep -E "^(torch_models|serve_torch)::${pattern}"); do
+        watched_test "$torch_bundle/it-test" 240 "$test" "$log" || rc=1
+    done
+    grep -E '^test .* \.\.\. |^test result|still running after' "$log" || true
+    grep -A3 'panicked at' "$log" | cut -c1-300 | head -30 || true
+    return "$rc"
+}
+
 torch_check() {
     torch_env
-    local logs="${OUT:-$torch_bundle/logs}" rc=0 test
+    local logs="${OUT:-$torch_bundle/logs}" rc=0
     mkdir -p "$logs"
     echo "== doctor (torch build)"
     "$torch_bundle/gpushare-bin" doctor || rc=1
     echo "== gpu_* torch tests (one at a time)"
-    : >"$logs/torch-tests.log"
-    for test in $("$torch_bundle/it-test" --list gpu_ 2>/dev/null | sed -n 's/: test$//p' \
-        | grep -E '^(torch_models|serve_torch)::'); do
-        watched_test "$torch_bundle/it-test" 240 "$test" "$logs/torch-tests.log" || rc=1
-    done
-    grep -E '^test .* \.\.\. |^test result|still running after' "$logs/torch-tests.log" || true
-    grep -A3 'panicked at' "$logs/torch-tests.log" | cut -c1-300 | head -30 || true
+    torch_gpu_tests '' "$logs/torch-tests.log" || rc=1
     grep -E '^(FIGURE|NOTE) ' "$logs/torch-tests.log" | sort -u || true
     echo "== harness overhead: ResNet-50 training, bare loop vs gpushare tenant"
     harness_overhead "$logs" || rc=1
@@ -524,7 +533,7 @@ bench() {
 
 # The CUDA-graph tests, then serving and infer.batch eager and as CUDA graphs, side by side.
 serve_graphs() {
-    local model=${1:-resnet50} logs="${OUT:-$torch_bundle/logs}" rc=0 test bodies
+    local model=${1:-resnet50} logs="${OUT:-$torch_bundle/logs}" rc=0 bodies
     case "$model" in
         resnet50) bodies=(RESNET_BODIES="u8 u8:graphs") ;;
         bert-base) bodies=(BERT_BODIES="i64 i64:graphs") ;;
@@ -533,13 +542,7 @@ serve_graphs() {
     torch_env
     mkdir -p "$logs"
     echo "== gpu_* CUDA graph tests"
-    : >"$logs/graph-tests.log"
-    for test in $("$torch_bundle/it-test" --list gpu_ 2>/dev/null | sed -n 's/: test$//p' \
-        | grep -E '^(torch_models|serve_torch)::.*graph'); do
-        watched_test "$torch_bundle/it-test" 240 "$test" "$logs/graph-tests.log" || rc=1
-    done
-    grep -E '^test .* \.\.\. |^test result|still running after' "$logs/graph-tests.log" || true
-    grep -A3 'panicked at' "$logs/graph-tests.log" | cut -c1-300 | head -30 || true
+    torch_gpu_tests '.*graph' "$logs/graph-tests.log" || rc=1
     echo "== $model: serve and infer.batch, eager and as CUDA graphs"
     local server_cpus="" load_cpus=""
     if [ "$(nproc)" -ge 16 ]; then server_cpus=0-7 load_cpus=8-15; fi
