@@ -141,13 +141,21 @@ impl InferenceModel {
     /// `n_items` valid random inputs on the model's device (standard-normal images or
     /// uniform token ids), for warm-up.
     pub fn random_inputs(&self, n_items: usize) -> Result<Tensor, TorchError> {
+        self.random_inputs_of(self.input_kind(), n_items)
+    }
+
+    /// [`InferenceModel::random_inputs`] of element type `kind`: uint8 gives raw pixels
+    /// 0..=255, any other kind the model's own inputs.
+    pub fn random_inputs_of(&self, kind: Kind, n_items: usize) -> Result<Tensor, TorchError> {
         let shape: Vec<i64> = std::iter::once(n_items as i64)
             .chain(self.item_shape())
             .collect();
-        let options = (self.input_kind(), self.settings.device);
-        let inputs = match self.vocab_size() {
-            Some(vocab_size) => Tensor::f_randint(vocab_size, shape.as_slice(), options),
-            None => Tensor::f_randn(shape.as_slice(), options),
+        let device = self.settings.device;
+        let options = (self.input_kind(), device);
+        let inputs = match (kind, self.vocab_size()) {
+            (Kind::Uint8, _) => Tensor::f_randint(256, shape.as_slice(), (Kind::Uint8, device)),
+            (_, Some(vocab_size)) => Tensor::f_randint(vocab_size, shape.as_slice(), options),
+            (_, None) => Tensor::f_randn(shape.as_slice(), options),
         };
         inputs.map_err(step_error(&self.settings, "making warm-up inputs"))
     }
@@ -271,7 +279,7 @@ impl InferenceModel {
             if self.graphs.iter().any(|g| g.kind == kind && g.rows == rows) {
                 continue;
             }
-            let inputs = self.static_inputs(kind, rows)?;
+            let inputs = self.random_inputs_of(kind, rows)?;
             // Eagerly once: cuDNN picks its algorithms for this shape outside the capture.
             let _warm = self.device_logits(&inputs)?;
             let (graph, logits) =
@@ -288,36 +296,12 @@ impl InferenceModel {
         Ok(())
     }
 
-    /// The batch sizes captured as CUDA graphs for inputs of `kind`, smallest first.
-    pub fn graphed_sizes(&self, kind: Kind) -> Vec<usize> {
-        self.graphs
-            .iter()
-            .filter(|g| g.kind == kind)
-            .map(|g| g.rows)
-            .collect()
-    }
-
     /// The smallest graph for `kind` that holds `n_items` rows.
     fn graph_for(&self, kind: Kind, n_items: i64) -> Option<&GraphedBatch> {
         let n_items = usize::try_from(n_items).ok().filter(|&n| n > 0)?;
         self.graphs
             .iter()
             .find(|g| g.kind == kind && g.rows >= n_items)
-    }
-
-    /// Valid inputs of `kind` for `rows` items on the device: pixels, normalized-looking
-    /// images or token ids.
-    fn static_inputs(&self, kind: Kind, rows: usize) -> Result<Tensor, TorchError> {
-        match kind {
-            Kind::Uint8 => {
-                let shape: Vec<i64> = std::iter::once(rows as i64)
-                    .chain(self.item_shape())
-                    .collect();
-                Tensor::f_randint(256, shape.as_slice(), (Kind::Uint8, self.settings.device))
-                    .map_err(step_error(&self.settings, "making a graph's inputs"))
-            }
-            _ => self.random_inputs(rows),
-        }
     }
 }
 

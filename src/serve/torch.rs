@@ -274,7 +274,6 @@ impl InferenceBackend for TorchBackend {
             self.max_batch_size,
             WARM_UP_FULL_BATCHES,
         ));
-        let device = self.device();
         for n_items in sizes {
             let context = || format!("warming up {} (batch of {n_items})", self.name);
             let inputs = self
@@ -290,10 +289,9 @@ impl InferenceBackend for TorchBackend {
         if self.takes_u8_images() {
             // The uint8 path's conversion and normalization kernels, once at full size.
             let context = || format!("warming up {} (uint8 images)", self.name);
-            let shape: Vec<i64> = std::iter::once(self.max_batch_size as i64)
-                .chain(self.input_shape.iter().copied())
-                .collect();
-            let pixels = tch::Tensor::f_randint(256, shape.as_slice(), (Kind::Uint8, device))
+            let pixels = self
+                .model
+                .random_inputs_of(Kind::Uint8, self.max_batch_size)
                 .map_err(|err| BackendError::with_source(context(), err))?;
             let _logits = self
                 .model
