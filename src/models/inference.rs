@@ -250,6 +250,14 @@ impl InferenceModel {
     ///
     /// [`input_kind`]: InferenceModel::input_kind
     pub fn capture_graphs(&mut self, kind: Kind, sizes: &[usize]) -> Result<(), TorchError> {
+        let accepted =
+            kind == self.input_kind() || (kind == Kind::Uint8 && self.normalization.is_some());
+        if !accepted {
+            return Err(TorchError::InvalidSpec {
+                model: self.settings.model,
+                reason: format!("it takes no {kind:?} inputs to capture a CUDA graph for"),
+            });
+        }
         let Device::Cuda(device_idx) = self.settings.device else {
             return Err(TorchError::InvalidSpec {
                 model: self.settings.model,
@@ -259,14 +267,6 @@ impl InferenceModel {
                 ),
             });
         };
-        let accepted =
-            kind == self.input_kind() || (kind == Kind::Uint8 && self.normalization.is_some());
-        if !accepted {
-            return Err(TorchError::InvalidSpec {
-                model: self.settings.model,
-                reason: format!("it takes no {kind:?} inputs to capture a CUDA graph for"),
-            });
-        }
         let pool = match self.graph_pool {
             Some(pool) => pool,
             None => *self.graph_pool.insert(GraphPool::new()?),
@@ -348,6 +348,28 @@ mod tests {
             ..TorchJobSpec::new(model)
         })
         .unwrap()
+    }
+
+    #[test]
+    fn graphs_are_refused_for_inputs_the_model_does_not_take_and_off_a_gpu() {
+        let mut bert = tiny_cpu(ModelKind::BertBase, Precision::Fp32);
+        let err = bert
+            .capture_graphs(Kind::Uint8, &[1])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "configure bert-base: it takes no Uint8 inputs to capture a CUDA graph for"
+        );
+        let mut resnet = tiny_cpu(ModelKind::Resnet50, Precision::Fp32);
+        let err = resnet
+            .capture_graphs(Kind::Uint8, &[1])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "configure resnet50: CUDA graphs need a CUDA device, and this model is on cpu"
+        );
     }
 
     #[test]

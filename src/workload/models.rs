@@ -313,6 +313,26 @@ mod tests {
         assert_eq!(n, MIN_WARMUP_STEPS);
     }
 
+    #[cfg(feature = "torch")]
+    #[test]
+    fn cuda_graph_on_the_cpu_is_refused_naming_the_parameter() {
+        use crate::workload::params::ParamValue;
+        let params = Params::from_pairs(&[
+            ("cuda_graph", ParamValue::Bool(true)),
+            ("device", ParamValue::Str("cpu".into())),
+            ("tiny", ParamValue::Bool(true)),
+        ]);
+        let err = build::<0, false>(&params, 0)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("cuda_graph"), "{err}");
+        assert!(
+            err.contains("CUDA graphs need device = \"cuda\"; drop cuda_graph or the cpu device"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn names_follow_family_dot_model() {
         assert_eq!(workload_name(0, true), "train.resnet50");
