@@ -167,11 +167,11 @@ save_metrics() {
 # records it for repetition $2 (body `none` for eager, as before variants, `graph`).
 infer_batch() {
     local model=$1 rep=$2 variant=$3 status=0 body=none
-    local tiny_param=""
-    [[ "${tiny}" == 1 ]] && tiny_param=", tiny = true"
+    local extra_params=""
+    [[ "${tiny}" == 1 ]] && extra_params=", tiny = true"
     case "${variant}" in
         eager) ;;
-        graph) tiny_param+=", cuda_graph = true"; body=graph ;;
+        graph) extra_params+=", cuda_graph = true"; body=graph ;;
         *) echo "side-by-side: unknown infer.batch variant ${variant} (eager or graph)" >&2; exit 2 ;;
     esac
     cat >"${work}/infer-batch.toml" <<TOML
@@ -191,7 +191,7 @@ mode = "exclusive"
 [[tenants]]
 name = "batch"
 workload = "infer.batch.${model}"
-params = { batch_size = ${batch}, precision = "${precision}", device = "${device}"${tiny_param} }
+params = { batch_size = ${batch}, precision = "${precision}", device = "${device}"${extra_params} }
 TOML
     echo "### infer.batch.${model} ${variant} rep ${rep} at $(($(date +%s) - started_at)) s" >>"${out}/logs.txt"
     # Exit status 3 is a completed run the verdict calls invalid: the table says so.
