@@ -195,37 +195,35 @@ impl ServeTenantSpec {
             workload: model.workload_name(),
             params,
         };
-        let backend =
-            match model.serve_model() {
-                ServeModel::TestDelay => BackendSpec::Delay {
-                    per_batch: check.millis(&DELAY_MS)?,
-                    per_item: check.millis(&DELAY_PER_ITEM_MS)?,
-                    warm_up: check.millis(&WARM_UP_MS)?,
+        // Only the torch models take these; test.delay's parameters leave them out.
+        let device = params.str_or("device", "cuda");
+        let cuda_graphs = params.bool_or("cuda_graphs", false);
+        if cuda_graphs && device == "cpu" {
+            return Err(check.value_error(
+                &CUDA_GRAPHS,
+                "CUDA graphs need device = \"cuda\"; this tenant has device = \"cpu\"".to_owned(),
+            ));
+        }
+        let backend = match model.serve_model() {
+            ServeModel::TestDelay => BackendSpec::Delay {
+                per_batch: check.millis(&DELAY_MS)?,
+                per_item: check.millis(&DELAY_PER_ITEM_MS)?,
+                warm_up: check.millis(&WARM_UP_MS)?,
+            },
+            ServeModel::Resnet50 | ServeModel::BertBase => BackendSpec::Torch {
+                device: device.to_owned(),
+                precision: match params.str_or("precision", "fp32") {
+                    "bf16" => ServePrecision::Bf16,
+                    _ => ServePrecision::Fp32,
                 },
-                ServeModel::Resnet50 | ServeModel::BertBase => BackendSpec::Torch {
-                    cuda_graphs: match (
-                        params.bool_or("cuda_graphs", false),
-                        params.str_or("device", "cuda"),
-                    ) {
-                        (true, "cpu") => return Err(check.value_error(
-                            &CUDA_GRAPHS,
-                            "CUDA graphs need device = \"cuda\"; this tenant has device = \"cpu\""
-                                .to_owned(),
-                        )),
-                        (cuda_graphs, _) => cuda_graphs,
-                    },
-                    device: params.str_or("device", "cuda").to_owned(),
-                    precision: match params.str_or("precision", "fp32") {
-                        "bf16" => ServePrecision::Bf16,
-                        _ => ServePrecision::Fp32,
-                    },
-                    tiny: params.bool_or("tiny", false),
-                    seq_len: match params.0.get("seq_len") {
-                        None => None,
-                        Some(_) => Some(check.count(&SEQ_LEN, i64::MAX)?),
-                    },
+                tiny: params.bool_or("tiny", false),
+                seq_len: match params.0.get("seq_len") {
+                    None => None,
+                    Some(_) => Some(check.count(&SEQ_LEN, i64::MAX)?),
                 },
-            };
+                cuda_graphs,
+            },
+        };
         let rate_per_s = params.f64_or("rate", 100.0);
         // Checked here too for callers that skip the registry's check (the generator
         // streams every request back, so its rate is bounded like `load --stream`'s).
