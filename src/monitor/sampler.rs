@@ -147,6 +147,16 @@ enum Retention {
     LatestOnly,
 }
 
+impl Retention {
+    /// Adds `sample` to `samples`, replacing what is there when only the latest is kept.
+    fn keep(self, samples: &mut Vec<Sample>, sample: Sample) {
+        if self == Self::LatestOnly {
+            samples.clear();
+        }
+        samples.push(sample);
+    }
+}
+
 /// Starts sampling `source` on a new thread named `gpushare-monitor`, keeping every
 /// sample for [`MonitorHandle::stop`].
 pub fn start_with_source(
@@ -220,7 +230,6 @@ fn run(
     };
     let mut notes = Notes::default();
     let mut tick: u32 = 0;
-    let mut n_readings: u64 = 0;
     let slow_interval = Duration::from_millis(config.slow_interval_ms);
     let mut slow_read_at: Option<Duration> = None;
     let mut last_slow: (Option<u64>, Vec<ProcessSample>) = (None, Vec::new());
@@ -246,12 +255,8 @@ fn run(
             (live.energy_mj, live.processes) = last_slow.clone();
         }
         latest.set(live);
-        if retention == Retention::LatestOnly {
-            series.samples.clear();
-        }
-        series.samples.push(sample);
-        n_readings += 1;
-        if n_readings == 1 {
+        retention.keep(&mut series.samples, sample);
+        if series.first_reading_end_s.is_none() {
             series.first_reading_cpu_s = thread_cpu_s();
             series.first_reading_end_s = Some(start.elapsed().as_secs_f64());
         }
@@ -277,10 +282,7 @@ fn run(
     for m in missing {
         notes.record(m, t_s);
     }
-    if retention == Retention::LatestOnly {
-        series.samples.clear();
-    }
-    series.samples.push(sample);
+    retention.keep(&mut series.samples, sample);
     series.notes = notes.into_vec();
     series.duration_s = start.elapsed().as_secs_f64();
     series.sampler_cpu_s = thread_cpu_s();
