@@ -1,8 +1,9 @@
 //! CUDA graphs (`torch.cuda.CUDAGraph`) over `cuda_graph.cpp`: capture what this thread
 //! queues on a CUDA device once, then replay all of it with one launch.
 //!
-//! Why: eager libtorch launches every kernel from the host. ResNet-50's forward pass at
-//! batch 32 is about 230 launches; when the host issues them more slowly than the GPU runs
+//! Why: eager libtorch launches every kernel from the host. ResNet-50's forward pass has
+//! 53 convolutions, 53 batch norms and 49 ReLUs among its ops, each one kernel or more
+//! (not profiled); when the host issues them more slowly than the GPU runs
 //! them (a server's CPUs also parse HTTP), the GPU idles between kernels. A replay runs the
 //! same kernels on the same addresses with one launch.
 //!
