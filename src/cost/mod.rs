@@ -173,6 +173,7 @@ mod tests {
             p50_ms: None,
             p99_ms: None,
             slo_attainment: None,
+            slo_observed_ms: None,
             slo_met: None,
             slo_judged: None,
             failed_fraction: None,

@@ -134,6 +134,10 @@ pub struct TenantGroup {
     /// SLO attainment, share of samples within target, from 0 to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_attainment: Option<Estimate>,
+    /// The SLO's percentile as measured, in milliseconds (the value `slo_met` compares
+    /// with the target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_observed_ms: Option<Estimate>,
     /// VALID runs whose SLO percentile met its target, out of `slo_judged`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_met: Option<usize>,
@@ -348,6 +352,7 @@ fn groups(runs: &[RunAnalysis]) -> Vec<GroupAnalysis> {
                         p50_ms: of(&|t| tail(t).map(|s| s.p50_ms)),
                         p99_ms: of(&|t| tail(t).map(|s| s.p99_ms)),
                         slo_attainment: of(&|t| t.slo.map(|s| s.attainment)),
+                        slo_observed_ms: of(&|t| t.slo.map(|s| s.observed_ms)),
                         slo_met: slo_judged(&|s| s.met),
                         slo_judged: slo_judged(&|_| true),
                         failed_fraction: of(&|t| {

@@ -35,7 +35,34 @@ pub struct Candidate {
     pub n_runs: usize,
     /// Each tenant's mean NP under this mode: the share of its solo speed it keeps.
     pub keeps: Vec<TenantKeeps>,
+    /// The tenant closest to its SLO target under this mode, when any has one: how much
+    /// room the mode leaves, which the STP does not show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tightest_slo: Option<SloMargin>,
 }
+
+/// A tenant's measured SLO percentile against its target (means over VALID repetitions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloMargin {
+    pub tenant: String,
+    /// The percentile judged, in percent.
+    pub percentile: f64,
+    /// The target, in milliseconds.
+    pub target_ms: f64,
+    /// The percentile as measured, mean over VALID repetitions, in milliseconds.
+    pub observed_ms: f64,
+}
+
+impl SloMargin {
+    /// The share of its target the measured percentile uses (below 1 when met).
+    pub fn used(&self) -> f64 {
+        self.observed_ms / self.target_ms
+    }
+}
+
+/// How much less of its target a tied mode's tightest tenant must use than the choice's
+/// before the recommendation points it out: a tenth of the target.
+pub const HEADROOM_NOTE_FRACTION: f64 = 0.1;
 
 /// One tenant under a candidate mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +95,11 @@ pub struct Recommendation {
     /// The other modes whose STP ties with the choice's (the choice is the simplest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ties: Vec<ModeSetting>,
+    /// Of the tied modes, the one leaving its tightest tenant the most room under its SLO,
+    /// when that is at least [`HEADROOM_NOTE_FRACTION`] of the target more than the
+    /// choice leaves: the simplest setup is chosen, and this says what it gives up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roomier_tie: Option<Candidate>,
     /// One entry per other mode, saying why it was not chosen.
     pub rejected: Vec<Rejection>,
 }
@@ -212,8 +244,33 @@ fn fairness_of(group: &GroupAnalysis) -> Option<f64> {
     group.fairness.map(|e| e.mean)
 }
 
-fn candidate(group: &GroupAnalysis, stp: f64) -> Candidate {
+/// The tenant whose measured SLO percentile uses the largest share of its target.
+fn tightest_slo(study: &Study, group: &GroupAnalysis) -> Option<SloMargin> {
+    let config = study.plan.configs.get(group.config_idx)?;
+    group
+        .tenants
+        .iter()
+        .filter_map(|t| {
+            let slo = config
+                .tenants
+                .iter()
+                .find(|i| i.name == t.name)?
+                .slo
+                .as_ref()?;
+            Some(SloMargin {
+                tenant: t.name.clone(),
+                percentile: slo.percentile,
+                target_ms: slo.target_ms,
+                observed_ms: t.slo_observed_ms?.mean,
+            })
+        })
+        .filter(|m| m.target_ms > 0.0 && m.observed_ms.is_finite())
+        .max_by(|a, b| a.used().total_cmp(&b.used()))
+}
+
+fn candidate(study: &Study, group: &GroupAnalysis, stp: f64) -> Candidate {
     Candidate {
+        tightest_slo: tightest_slo(study, group),
         mode: group.mode.clone(),
         stp,
         stp_closed_loop: group.stp_closed_loop.map(|e| e.mean),
@@ -234,6 +291,15 @@ fn candidate(group: &GroupAnalysis, stp: f64) -> Candidate {
                 kept_up: t.kept_up.zip(t.np).map(|(kept, np)| kept == np.n),
             })
             .collect(),
+    }
+}
+
+/// Whether `other` leaves its tightest tenant at least [`HEADROOM_NOTE_FRACTION`] more of
+/// its SLO target than `best` does.
+fn roomier(other: &Candidate, best: &Candidate) -> bool {
+    match (&other.tightest_slo, &best.tightest_slo) {
+        (Some(theirs), Some(ours)) => ours.used() - theirs.used() >= HEADROOM_NOTE_FRACTION,
+        _ => false,
     }
 }
 
@@ -264,7 +330,7 @@ pub fn recommend(
                         mode: group.mode.clone(),
                         reason: "no STP: a tenant has no VALID exclusive baseline".into(),
                     }),
-                    (None, Some(stp)) => accepted.push((candidate(group, stp.mean), stp)),
+                    (None, Some(stp)) => accepted.push((candidate(study, group, stp.mean), stp)),
                 }
             }
             let n_tied = rank(&mut accepted);
@@ -274,6 +340,20 @@ pub fn recommend(
                 .skip(1)
                 .map(|(c, _)| c.mode.clone())
                 .collect();
+            let roomier_tie = accepted.first().and_then(|(best, _)| {
+                accepted
+                    .iter()
+                    .take(n_tied)
+                    .skip(1)
+                    .map(|(c, _)| c)
+                    .filter(|c| roomier(c, best))
+                    .min_by(|a, b| {
+                        let used =
+                            |c: &Candidate| c.tightest_slo.as_ref().map_or(1.0, |m| m.used());
+                        used(a).total_cmp(&used(b))
+                    })
+                    .cloned()
+            });
             let mut accepted = accepted.into_iter().map(|(c, _)| c).enumerate();
             let choice = accepted.next().map(|(_, c)| c);
             let runner_up = accepted.next();
@@ -304,6 +384,7 @@ pub fn recommend(
                 choice,
                 runner_up: runner_up.map(|(_, c)| c),
                 ties,
+                roomier_tie,
                 rejected,
             }
         })
@@ -332,6 +413,7 @@ mod tests {
             n_valid: 1,
             n_runs: 1,
             keeps: vec![],
+            tightest_slo: None,
         };
         (candidate, stp)
     }
@@ -460,6 +542,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_tie_names_the_tied_mode_that_leaves_more_room_under_the_slo() {
+        let study = testing::serving_tied_study();
+        let recs = recommend(&study, &analyze(&study), None);
+        let rec = &recs[0];
+        let choice = rec.choice.as_ref().unwrap();
+        assert_eq!(choice.mode, ModeSetting::Exclusive);
+        let margin = |c: &Candidate| {
+            // Latencies go through a histogram of three significant digits.
+            let m = c.tightest_slo.as_ref().unwrap();
+            let observed = (m.observed_ms * 10.0).round() / 10.0;
+            (m.tenant.clone(), m.percentile, m.target_ms, observed)
+        };
+        assert_eq!(margin(choice), ("api".into(), 90.0, 10.0, 5.0));
+        assert_eq!(rec.ties, [ModeSetting::TimeSlicing, mps(None)]);
+        // MPS uses 0.3 of the target against exclusive's 0.5; time-slicing uses more.
+        let roomier = rec.roomier_tie.as_ref().unwrap();
+        assert_eq!(roomier.mode, mps(None));
+        assert_eq!(margin(roomier), ("api".into(), 90.0, 10.0, 3.0));
+        // Without a tie there is nothing to point out.
+        let serving = testing::serving_study();
+        assert_eq!(
+            recommend(&serving, &analyze(&serving), None)[0].roomier_tie,
+            None
+        );
+    }
+
+    #[test]
+    fn roomier_needs_a_tenth_of_the_target_more_room() {
+        let with = |observed_ms: f64| Candidate {
+            tightest_slo: Some(SloMargin {
+                tenant: "api".into(),
+                percentile: 99.0,
+                target_ms: 50.0,
+                observed_ms,
+            }),
+            ..accepted(mps(None), one_rep(1.0)).0
+        };
+        assert!(roomier(&with(31.5), &with(44.7)));
+        assert!(!roomier(&with(44.7), &with(31.5)));
+        assert!(!roomier(&with(41.0), &with(44.7)));
+        assert!(!roomier(&accepted(mps(None), one_rep(1.0)).0, &with(44.7)));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Markdown and HTML reports and the output of `gpushare recommend`.
 
 use super::format::sig3;
-use crate::metrics::recommend::{Candidate, Recommendation};
+use crate::metrics::recommend::{Candidate, Recommendation, SloMargin};
 use crate::results::Study;
 
 fn keeps(candidate: &Candidate) -> String {
@@ -27,12 +27,28 @@ fn figures(c: &Candidate) -> String {
         .stp_closed_loop
         .map(|s| format!(", STP closed-loop {}", sig3(s)))
         .unwrap_or_default();
+    let slo = c
+        .tightest_slo
+        .as_ref()
+        .map(|m| format!(", tightest SLO {}", margin(m)))
+        .unwrap_or_default();
     format!(
-        "STP {}{closed}, fairness {}, {}/{} runs VALID",
+        "STP {}{closed}, fairness {}, {}/{} runs VALID{slo}",
         sig3(c.stp),
         sig3(c.fairness),
         c.n_valid,
         c.n_runs
+    )
+}
+
+/// "`svc` P99 44.7 of 50 ms".
+fn margin(m: &SloMargin) -> String {
+    format!(
+        "`{}` P{} {} of {} ms",
+        m.tenant,
+        m.percentile,
+        sig3(m.observed_ms),
+        m.target_ms
     )
 }
 
@@ -71,6 +87,21 @@ pub fn render(study: &Study, recommendations: &[Recommendation]) -> String {
                         choice.mode
                     ));
                 }
+                if let Some(roomier) = &rec.roomier_tie {
+                    if let (Some(theirs), Some(ours)) =
+                        (&roomier.tightest_slo, &choice.tightest_slo)
+                    {
+                        out.push_str(&format!(
+                            "- {} leaves more room under the SLOs: its tightest, {}, against \
+                             {} under {}. Choose it where headroom matters more than the \
+                             simpler setup.\n",
+                            roomier.mode,
+                            margin(theirs),
+                            margin(ours),
+                            choice.mode
+                        ));
+                    }
+                }
                 if let Some(second) = &rec.runner_up {
                     out.push_str(&format!(
                         "- Runner-up: {} ({}).\n",
@@ -89,4 +120,35 @@ pub fn render(study: &Study, recommendations: &[Recommendation]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{analyze, recommend::recommend};
+    use crate::results::testing;
+
+    #[test]
+    fn a_tie_says_which_tied_mode_leaves_more_room_under_the_slo() {
+        let study = testing::serving_tied_study();
+        let text = render(&study, &recommend(&study, &analyze(&study), None));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with(
+                "Choose **exclusive**: STP 1.00, fairness 1.00, 2/2 runs VALID, \
+                 tightest SLO `api` P90 5.0"
+            ),
+            "{text}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with(
+                "- mps leaves more room under the SLOs: its \
+                 tightest, `api` P90 3.0"
+            ) && l.ends_with(
+                "of 10 ms under exclusive. Choose it where headroom matters \
+                     more than the simpler setup."
+            )),
+            "{text}"
+        );
+    }
 }

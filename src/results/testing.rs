@@ -121,3 +121,35 @@ pub fn serving_study() -> Study {
         ],
     )
 }
+
+const SERVING_TIED: &str = r#"name = "serving-tied"
+[run]
+duration_s = 1.0
+repetitions = 2
+min_samples = 10
+[[modes]]
+mode = "time-slicing"
+[[modes]]
+mode = "mps"
+[[tenants]]
+name = "api"
+workload = "cpu.synthetic"
+slo = { percentile = 90.0, target_ms = 10.0 }
+"#;
+
+/// The serving tenant alone (answers in 5 ms), time-sliced (8 ms) and under MPS (3 ms), 2
+/// repetitions, none failed: one tenant, so every mode is STP 1 and they tie, while MPS
+/// leaves the most room under the 10 ms P90 target.
+pub fn serving_tied_study() -> Study {
+    let runs = (0..2)
+        .flat_map(|rep| {
+            [
+                (ModeSetting::Exclusive, 5.0),
+                (ModeSetting::TimeSlicing, 8.0),
+                (ModeSetting::Mps(Default::default()), 3.0),
+            ]
+            .map(|(mode, latency_ms)| run(mode, rep, vec![serving(0, latency_ms)]))
+        })
+        .collect();
+    study(SERVING_TIED, runs)
+}

@@ -438,6 +438,7 @@ pub fn serve_scaling() -> Vec<Claim> {
         h200("MPS serves all 16 within the target (P50 under 9 ms, worst P99 {T@c4:mps:*:P99 ms|max} ms) with the GPU {S@c4:mps:GPU util %}% busy"),
         h200("NVML's utilization reads time-slicing's GPU as {S@c3,c4:time-slicing:GPU util %|int|range}% busy from 8 services on, against {S@c3,c4:mps:GPU util %|int|range}% under MPS"),
         h200("memory was {A@c4:mps:GPU memory GiB} of 141 GiB"),
+        readme("(the H200 serve-scaling study at 8 services: time-slicing chosen, MPS tied with a tightest P99 of {T@c3:mps:*:P99 ms|max} ms against {T@c3:time-slicing:*:P99 ms|max}, of 50)"),
     ];
     claims.extend(per_sweep_point(
         "| {A@$c:mps:tenants} | {A@$c:time-slicing:latency P50 / worst P99 ms} | {A@$c:mps:latency P50 / worst P99 ms} | {T@$c:time-slicing:*:SLO attained|min} / {T@$c:mps:*:SLO attained|min} | {S@$c:time-slicing:GPU util %} / {S@$c:mps:GPU util %} | {A@$c:mps:GPU memory GiB} |",
