@@ -529,3 +529,63 @@ pub fn serve_in_flight_2() -> Vec<Claim> {
 pub fn serve_in_flight_3() -> Vec<Claim> {
     in_flight_run("3", "1")
 }
+
+/// One model's half of the 2026-12-03 graphs table, for repetitions 1-3: infer.batch eager
+/// and as a graph (with GPU utilization), then the eager and the graph server.
+fn serve_graphs_rows(model: &str, body: &str) -> Vec<Claim> {
+    ["1", "2", "3"]
+        .iter()
+        .map(|rep| {
+            let infer = |variant: &str| {
+                format!("{{JL:{rep}:{model}:infer-batch:{variant}:{SIDE_INFER}|int}} ({{JL:{rep}:{model}:infer-batch:{variant}:{SIDE_INFER_UTIL}|pct}})")
+            };
+            let served =
+                |body: &str| format!("{{JL:{rep}:{model}:saturation:{body}:{SIDE_SERVED}|int}}");
+            let row = format!(
+                "| {} | {} | {} | {} |",
+                infer("none"),
+                infer("graph"),
+                served(body),
+                served(&format!("{body}+graphs")),
+            );
+            // ResNet-50's half opens the row, after the repetition.
+            h200(if model == "resnet50" { format!("| {rep} {row}") } else { row })
+        })
+        .collect()
+}
+
+/// P99 at half the saturation rate, eager and with graphs, as the 2026-12-03 table has it.
+fn serve_graphs_p99(model: &str, body: &str, name: &str) -> Vec<Claim> {
+    [("", "eager"), ("+graphs", "graphs")]
+        .iter()
+        .map(|(suffix, label)| {
+            let p = |pointer: &str| format!("{{JL:1:{model}:p99:{body}{suffix}:{pointer}|.2}}");
+            h200(format!(
+                "| {name}, {label} | {{JL:1:{model}:p99:{body}{suffix}:/rate}} requests/s | {} ms | {} ms |",
+                p("/report/latency_ms/p50_ms"),
+                p("/report/latency_ms/p99_ms"),
+            ))
+        })
+        .collect()
+}
+
+/// 2026-12-03, call 1: ResNet-50 served eagerly and with `--cuda-graphs`.
+pub fn serve_graphs_resnet50() -> Vec<Claim> {
+    let mut claims = serve_graphs_rows("resnet50", "u8");
+    claims.extend(serve_graphs_p99("resnet50", "u8", "ResNet-50 u8"));
+    claims.push(h200(format!(
+        "which this time ran at {{JL:*:resnet50:infer-batch:none:{SIDE_INFER}|int|range}} images/s"
+    )));
+    claims.push(readme("with P99 {JL:1:resnet50:p99:u8+graphs:/report/latency_ms/p99_ms|.2} ms at half its saturation rate against {JL:1:resnet50:p99:u8:/report/latency_ms/p99_ms|.2} ms eager"));
+    claims
+}
+
+/// 2026-12-03, call 2: BERT-base served eagerly and with `--cuda-graphs`.
+pub fn serve_graphs_bert_base() -> Vec<Claim> {
+    let mut claims = serve_graphs_rows("bert-base", "i64");
+    claims.extend(serve_graphs_p99("bert-base", "i64", "BERT-base"));
+    claims.push(h200(format!(
+        "an eager twin that moved {{JL:*:bert-base:infer-batch:none:{SIDE_INFER}|int|range}}"
+    )));
+    claims
+}

@@ -142,6 +142,8 @@ raw_files! {
     serve_in_flight_1: "2026-12-02-serve-in-flight-p99/p99-1-inflight2.json" => claims::serve_in_flight_1;
     serve_in_flight_2: "2026-12-02-serve-in-flight-p99/p99-2-inflight1.json" => claims::serve_in_flight_2;
     serve_in_flight_3: "2026-12-02-serve-in-flight-p99/p99-3-inflight1.json" => claims::serve_in_flight_3;
+    serve_graphs_resnet50: "2026-12-03-serve-graphs-resnet50/runs.jsonl" => claims::serve_graphs_resnet50;
+    serve_graphs_bert_base: "2026-12-03-serve-graphs-bert-base/runs.jsonl" => claims::serve_graphs_bert_base;
 }
 
 fn check(study: &str, claims: Vec<Claim>) {
