@@ -79,18 +79,26 @@ pub fn study(source: &str, runs: Vec<RunRecord>) -> Study {
     }
 }
 
-const SERVING: &str = r#"name = "serving"
+/// A scenario of one serving tenant (`api`, P90 SLO of 10 ms, 2 repetitions) under
+/// `modes`.
+fn serving_scenario(name: &str, modes: &[&str]) -> String {
+    let modes: String = modes
+        .iter()
+        .map(|mode| format!("[[modes]]\nmode = \"{mode}\"\n"))
+        .collect();
+    format!(
+        r#"name = "{name}"
 [run]
 duration_s = 1.0
 repetitions = 2
 min_samples = 10
-[[modes]]
-mode = "time-slicing"
-[[tenants]]
+{modes}[[tenants]]
 name = "api"
 workload = "cpu.synthetic"
-slo = { percentile = 90.0, target_ms = 10.0 }
-"#;
+slo = {{ percentile = 90.0, target_ms = 10.0 }}
+"#
+    )
+}
 
 /// A tenant recorded as a serving tenant records itself: 200 requests over 1 s,
 /// `n_failed` of them failed, the others answered in `latency_ms`.
@@ -112,7 +120,7 @@ pub fn serving(n_failed: usize, latency_ms: f64) -> TenantRecord {
 /// the answered ones took 5 ms; none failed in the other.
 pub fn serving_study() -> Study {
     study(
-        SERVING,
+        &serving_scenario("serving", &["time-slicing"]),
         vec![
             run(ModeSetting::Exclusive, 0, vec![serving(0, 5.0)]),
             run(ModeSetting::TimeSlicing, 0, vec![serving(30, 5.0)]),
@@ -121,21 +129,6 @@ pub fn serving_study() -> Study {
         ],
     )
 }
-
-const SERVING_TIED: &str = r#"name = "serving-tied"
-[run]
-duration_s = 1.0
-repetitions = 2
-min_samples = 10
-[[modes]]
-mode = "time-slicing"
-[[modes]]
-mode = "mps"
-[[tenants]]
-name = "api"
-workload = "cpu.synthetic"
-slo = { percentile = 90.0, target_ms = 10.0 }
-"#;
 
 /// The serving tenant alone (answers in 5 ms), time-sliced (8 ms) and under MPS (3 ms), 2
 /// repetitions, none failed: one tenant, so every mode is STP 1 and they tie, while MPS
@@ -151,5 +144,8 @@ pub fn serving_tied_study() -> Study {
             .map(|(mode, latency_ms)| run(mode, rep, vec![serving(0, latency_ms)]))
         })
         .collect();
-    study(SERVING_TIED, runs)
+    study(
+        &serving_scenario("serving-tied", &["time-slicing", "mps"]),
+        runs,
+    )
 }
