@@ -18,6 +18,7 @@ use super::analysis::{Analysis, GroupAnalysis};
 use super::sharing::SharingFigures;
 use super::stats::Estimate;
 use crate::results::Study;
+use crate::scenario::Slo;
 use crate::sharing::ModeSetting;
 
 /// A mode that met every constraint, with what each tenant keeps under it.
@@ -104,6 +105,19 @@ pub struct Recommendation {
     pub rejected: Vec<Rejection>,
 }
 
+/// The SLO the plan gives tenant `name` in the group's configuration.
+fn planned_slo<'a>(study: &'a Study, group: &GroupAnalysis, name: &str) -> Option<&'a Slo> {
+    study
+        .plan
+        .configs
+        .get(group.config_idx)?
+        .tenants
+        .iter()
+        .find(|i| i.name == name)?
+        .slo
+        .as_ref()
+}
+
 /// Why a group cannot be chosen, or `None` when it meets every constraint.
 fn rejection(study: &Study, group: &GroupAnalysis, min_fairness: Option<f64>) -> Option<String> {
     if group.n_valid == 0 {
@@ -112,15 +126,12 @@ fn rejection(study: &Study, group: &GroupAnalysis, min_fairness: Option<f64>) ->
             group.n_runs
         ));
     }
-    let config = study.plan.configs.get(group.config_idx);
     for t in &group.tenants {
         let (Some(met), Some(judged)) = (t.slo_met, t.slo_judged) else {
             continue;
         };
         if met < judged {
-            let slo = config
-                .and_then(|c| c.tenants.iter().find(|i| i.name == t.name))
-                .and_then(|i| i.slo.as_ref())
+            let slo = planned_slo(study, group, &t.name)
                 .map(|s| format!(" (P{} <= {} ms)", s.percentile, s.target_ms))
                 .unwrap_or_default();
             return Some(format!(
@@ -246,17 +257,11 @@ fn fairness_of(group: &GroupAnalysis) -> Option<f64> {
 
 /// The tenant whose measured SLO percentile uses the largest share of its target.
 fn tightest_slo(study: &Study, group: &GroupAnalysis) -> Option<SloMargin> {
-    let config = study.plan.configs.get(group.config_idx)?;
     group
         .tenants
         .iter()
         .filter_map(|t| {
-            let slo = config
-                .tenants
-                .iter()
-                .find(|i| i.name == t.name)?
-                .slo
-                .as_ref()?;
+            let slo = planned_slo(study, group, &t.name)?;
             Some(SloMargin {
                 tenant: t.name.clone(),
                 percentile: slo.percentile,
@@ -334,25 +339,15 @@ pub fn recommend(
                 }
             }
             let n_tied = rank(&mut accepted);
-            let ties: Vec<ModeSetting> = accepted
-                .iter()
-                .take(n_tied)
-                .skip(1)
-                .map(|(c, _)| c.mode.clone())
-                .collect();
+            // The modes tied with the choice, which leads the order.
+            let tied = accepted.get(1..n_tied).unwrap_or_default();
+            let ties: Vec<ModeSetting> = tied.iter().map(|(c, _)| c.mode.clone()).collect();
             let roomier_tie = accepted.first().and_then(|(best, _)| {
-                accepted
-                    .iter()
-                    .take(n_tied)
-                    .skip(1)
-                    .map(|(c, _)| c)
-                    .filter(|c| roomier(c, best))
-                    .min_by(|a, b| {
-                        let used =
-                            |c: &Candidate| c.tightest_slo.as_ref().map_or(1.0, |m| m.used());
-                        used(a).total_cmp(&used(b))
-                    })
-                    .cloned()
+                tied.iter()
+                    .filter(|(c, _)| roomier(c, best))
+                    .filter_map(|(c, _)| Some((c, c.tightest_slo.as_ref()?.used())))
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(c, _)| c.clone())
             });
             let mut accepted = accepted.into_iter().map(|(c, _)| c).enumerate();
             let choice = accepted.next().map(|(_, c)| c);

@@ -452,17 +452,25 @@ const SIDE_INFER: &str = "/report/analysis/groups/0/tenants/0/throughput_items_p
 const SIDE_INFER_UTIL: &str = "/report/analysis/groups/0/util_gpu_pct/mean";
 const SIDE_SERVED: &str = "/report/throughput_ok_per_s";
 
+/// A side-by-side infer.batch run's throughput with its GPU utilization, as "6116 (82%)";
+/// `variant` is `none` (eager) or `graph`.
+fn side_infer(rep: &str, model: &str, variant: &str) -> String {
+    format!("{{JL:{rep}:{model}:infer-batch:{variant}:{SIDE_INFER}|int}} ({{JL:{rep}:{model}:infer-batch:{variant}:{SIDE_INFER_UTIL}|pct}})")
+}
+
+/// A side-by-side saturation run's answered rate (`body` with `+` for `:`).
+fn side_served(rep: &str, model: &str, body: &str) -> String {
+    format!("{{JL:{rep}:{model}:saturation:{body}:{SIDE_SERVED}|int}}")
+}
+
 /// Call 1 of the third session: two batches in flight (`u8`, `i64`) against one
 /// (`u8:serial`, `i64:serial`, read `u8+serial` in a key).
 pub fn serve_side_by_side_3() -> Vec<Claim> {
     ["1", "2", "3"]
         .iter()
         .map(|rep| {
-            let infer = |model: &str| {
-                format!("{{JL:{rep}:{model}:infer-batch:none:{SIDE_INFER}|int}} ({{JL:{rep}:{model}:infer-batch:none:{SIDE_INFER_UTIL}|pct}})")
-            };
-            let served =
-                |model: &str, body: &str| format!("{{JL:{rep}:{model}:saturation:{body}:{SIDE_SERVED}|int}}");
+            let infer = |model: &str| side_infer(rep, model, "none");
+            let served = |model: &str, body: &str| side_served(rep, model, body);
             h200(format!(
                 "| {rep} | {} | {} | {} | {} | {} | {} |",
                 infer("resnet50"),
@@ -536,11 +544,8 @@ fn serve_graphs_rows(model: &str, body: &str) -> Vec<Claim> {
     ["1", "2", "3"]
         .iter()
         .map(|rep| {
-            let infer = |variant: &str| {
-                format!("{{JL:{rep}:{model}:infer-batch:{variant}:{SIDE_INFER}|int}} ({{JL:{rep}:{model}:infer-batch:{variant}:{SIDE_INFER_UTIL}|pct}})")
-            };
-            let served =
-                |body: &str| format!("{{JL:{rep}:{model}:saturation:{body}:{SIDE_SERVED}|int}}");
+            let infer = |variant: &str| side_infer(rep, model, variant);
+            let served = |body: &str| side_served(rep, model, body);
             let row = format!(
                 "| {} | {} | {} | {} |",
                 infer("none"),
@@ -549,7 +554,11 @@ fn serve_graphs_rows(model: &str, body: &str) -> Vec<Claim> {
                 served(&format!("{body}+graphs")),
             );
             // ResNet-50's half opens the row, after the repetition.
-            h200(if model == "resnet50" { format!("| {rep} {row}") } else { row })
+            h200(if model == "resnet50" {
+                format!("| {rep} {row}")
+            } else {
+                row
+            })
         })
         .collect()
 }
