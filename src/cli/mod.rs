@@ -74,7 +74,8 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// The mode (and MPS split) to choose for a study's mix: the highest STP among modes
     /// whose every SLO was met in every VALID repetition, the runner-up, what each tenant
-    /// keeps, and why each other mode was not chosen.
+    /// keeps, each mode's tightest SLO, and why each other mode was not chosen. Tied STPs
+    /// choose the simplest mode, naming a tied one that leaves more SLO headroom.
     Recommend(recommend::RecommendArgs),
     /// A live view of each GPU (utilization, memory, clocks, power, temperature, throttle
     /// reasons, processes) with history; `--prometheus ADDR` serves it with
